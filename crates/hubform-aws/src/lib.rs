@@ -1,0 +1,197 @@
+//! The AWS provider of hubform: finds a workshop's IAM and EC2 objects by
+//! their tags (IAM by path) and creates, changes and deletes them.
+//!
+//! Every object hubform creates carries `hubform:workshop=<workshop>` and
+//! `hubform:id=<kind>.<key>`, set in the create call itself, so that an
+//! object whose creation was interrupted is found on the next run. IAM
+//! objects live under the path `/hubform/<workshop>/`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use hubform_aws::{Aws, Options, Settings};
+//!
+//! let options = Options { region: "ap-south-1".into(), ..Options::default() };
+//! let aws = Aws::connect(&options, Settings::default(), "demo", ".".as_ref())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hubform_core::graph::Desired;
+use hubform_core::journal::Journal;
+use hubform_core::model::{Kind, Observed, ResourceId};
+use hubform_core::plan::{Action, Change};
+use hubform_core::provider::{Failure, Progress, Provider};
+
+mod address;
+pub mod connect;
+pub mod error;
+mod files;
+mod iam;
+mod instance;
+mod key_pair;
+mod observe;
+mod security_group;
+mod tags;
+
+pub use connect::{Options, Settings};
+pub use error::AwsError;
+
+/// The AWS provider for one workshop.
+pub struct Aws {
+    ec2: aws_sdk_ec2::Client,
+    iam: aws_sdk_iam::Client,
+    sts: aws_sdk_sts::Client,
+    workshop: String,
+    base_dir: PathBuf,
+    settings: Settings,
+    journal: Journal,
+    /// Cloud ids of resources, from observation and from creates in this
+    /// run, so that later changes can refer to earlier ones.
+    ids: Mutex<BTreeMap<ResourceId, String>>,
+    /// The image each lookup selected during observation.
+    images: Mutex<BTreeMap<ResourceId, observe::FoundImage>>,
+}
+
+impl Aws {
+    /// Connects for `workshop`; relative files resolve from `base_dir`
+    /// (the spec's folder), where the create journal also lives.
+    pub async fn connect(
+        options: &Options,
+        settings: Settings,
+        workshop: &str,
+        base_dir: &Path,
+    ) -> Result<Aws, AwsError> {
+        let config = connect::load(options, &settings).await?;
+
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
+        let mut iam = aws_sdk_iam::config::Builder::from(&config);
+        let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        if options.loopback_only {
+            ec2 = ec2.interceptor(connect::LoopbackGuard);
+            iam = iam.interceptor(connect::LoopbackGuard);
+            sts = sts.interceptor(connect::LoopbackGuard);
+        }
+
+        Ok(Aws {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            iam: aws_sdk_iam::Client::from_conf(iam.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            workshop: workshop.to_owned(),
+            base_dir: base_dir.to_owned(),
+            journal: Journal::open(base_dir, workshop),
+            settings,
+            ids: Mutex::new(BTreeMap::new()),
+            images: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The account and ARN the credentials belong to (one STS call).
+    pub async fn identity(&self) -> Result<(String, String), Failure> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| error::failure("GetCallerIdentity", &e))?;
+        Ok((
+            out.account().unwrap_or_default().to_owned(),
+            out.arn().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    /// The IAM path that holds this workshop's IAM objects.
+    fn iam_path(&self) -> String {
+        format!("/hubform/{}/", self.workshop)
+    }
+
+    /// A path from the spec, resolved from the spec's folder.
+    fn resolve(&self, path: &str) -> PathBuf {
+        files::resolve(&self.base_dir, path)
+    }
+
+    fn remember(&self, id: &ResourceId, cloud_id: &str) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.insert(id.clone(), cloud_id.to_owned());
+    }
+
+    fn forget(&self, id: &ResourceId) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.remove(id);
+    }
+
+    /// The cloud id of a resource seen or created in this run.
+    fn cloud_id(&self, id: &ResourceId) -> Result<String, Failure> {
+        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.get(id).cloned().ok_or_else(|| {
+            Failure::new(format!("{id} has no live object to refer to"))
+        })
+    }
+
+    /// Polls `check` until it returns `Some`, reporting progress, or fails
+    /// after the wait timeout naming `what`.
+    async fn wait_for<T, F, Fut>(
+        &self,
+        id: &ResourceId,
+        what: &str,
+        mut check: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, Failure>>,
+    {
+        let start = Instant::now();
+        let mut last_report = Instant::now();
+        loop {
+            if let Some(value) = check().await? {
+                return Ok(value);
+            }
+            if start.elapsed() >= self.settings.wait_timeout {
+                return Err(Failure::new(format!(
+                    "timed out after {}s waiting for {what}; run apply \
+                     again to keep waiting, or raise \
+                     HUBFORM_WAIT_TIMEOUT_SECS",
+                    self.settings.wait_timeout.as_secs()
+                )));
+            }
+            if last_report.elapsed().as_secs() >= 10 {
+                last_report = Instant::now();
+                tracing::info!(resource = %id, "still waiting for {what}");
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
+    }
+}
+
+impl Provider for Aws {
+    async fn observe(&self, desired: &Desired) -> Result<Observed, Failure> {
+        observe::observe(self, desired).await
+    }
+
+    async fn execute(
+        &self,
+        change: &Change,
+        progress: &dyn Progress,
+    ) -> Result<String, Failure> {
+        let id = &change.id;
+        match (id.kind, change.action) {
+            (Kind::IamGroup, _) => iam::group(self, change).await,
+            (Kind::IamUser, _) => iam::user(self, change).await,
+            (Kind::KeyPair, _) => key_pair::execute(self, change).await,
+            (Kind::SecurityGroup, _) => {
+                security_group::execute(self, change, progress).await
+            }
+            (Kind::Instance, _) => {
+                instance::execute(self, change, progress).await
+            }
+            (Kind::Volume, _) => instance::volume(self, change).await,
+            (Kind::ElasticIp, _) => address::execute(self, change).await,
+            (Kind::Image, Action::Create | Action::Update) => Ok(String::new()),
+            (Kind::Image, _) => Ok(String::new()),
+        }
+    }
+}

@@ -1,0 +1,684 @@
+//! Discovery: one call per kind, filtered by the workshop's tag (IAM by
+//! path), issued concurrently. Only when a resource is missing does one
+//! more call per kind look for an untagged object of the same name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::{Image, Instance, IpPermission};
+use aws_sdk_iam::types::EntityType;
+use hubform_core::graph::{selection_digest, Desired};
+use hubform_core::model::{Kind, Live, Note, Observed, ResourceId, Value};
+use hubform_core::provider::Failure;
+use hubform_core::rule::Rule;
+
+use crate::error::failure;
+use crate::tags::{self, filter, workshop_filter};
+use crate::Aws;
+
+/// The image a lookup selected.
+#[derive(Debug, Clone)]
+pub struct FoundImage {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was created, as AWS writes it.
+    pub created: String,
+}
+
+/// States in which an instance still exists.
+pub const LIVE_STATES: [&str; 5] =
+    ["pending", "running", "stopping", "stopped", "shutting-down"];
+
+pub async fn observe(aws: &Aws, desired: &Desired) -> Result<Observed, Failure> {
+    let (iam, keys, groups, images, instances, volumes, addresses) = tokio::join!(
+        observe_iam(aws, desired),
+        observe_key_pairs(aws, desired),
+        observe_security_groups(aws, desired),
+        observe_images(aws, desired),
+        describe_instances(aws, vec![workshop_filter(&aws.workshop)]),
+        observe_volumes(aws),
+        observe_addresses(aws),
+    );
+    let mut observed = Observed::default();
+    for part in [iam?, keys?, groups?, images?, volumes?] {
+        merge(&mut observed, part);
+    }
+    let instances = instances?;
+    merge(&mut observed, instance_lives(aws, desired, &instances));
+    merge(&mut observed, address_lives(addresses?, &instances));
+
+    look_for_lookalikes(aws, desired, &mut observed).await?;
+    newer_image_notes(aws, desired, &mut observed);
+
+    let mut ids = aws.ids.lock().unwrap_or_else(|p| p.into_inner());
+    for (id, live) in &observed.live {
+        ids.insert(id.clone(), live.cloud_id.clone());
+    }
+    Ok(observed)
+}
+
+fn merge(into: &mut Observed, part: Observed) {
+    into.live.extend(part.live);
+    into.lookalikes.extend(part.lookalikes);
+    into.conflicts.extend(part.conflicts);
+    into.notes.extend(part.notes);
+}
+
+/// Adds a live object, noting a second object that claims the same id.
+fn insert(observed: &mut Observed, id: ResourceId, live: Live) {
+    if let Some(first) = observed.live.get(&id) {
+        observed.notes.push(Note {
+            id: id.clone(),
+            text: format!(
+                "two live objects carry this id ({} and {}); hubform \
+                 manages the first, remove the other by hand",
+                first.cloud_id, live.cloud_id
+            ),
+        });
+        return;
+    }
+    observed.live.insert(id, live);
+}
+
+async fn observe_iam(aws: &Aws, desired: &Desired) -> Result<Observed, Failure> {
+    let mut observed = Observed::default();
+    let mut groups = Vec::new();
+    let mut users = Vec::new();
+    let mut pages = aws
+        .iam
+        .get_account_authorization_details()
+        .filter(EntityType::Group)
+        .filter(EntityType::User)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| failure("GetAccountAuthorizationDetails", &e))?;
+        groups.extend(page.group_detail_list().iter().cloned());
+        users.extend(page.user_detail_list().iter().cloned());
+    }
+
+    let path = aws.iam_path();
+    for g in &groups {
+        let name = g.group_name().unwrap_or_default();
+        let g_path = g.path().unwrap_or_default();
+        let id = ResourceId::new(Kind::IamGroup, name);
+        if g_path == path {
+            let arns = g
+                .attached_managed_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned));
+            insert(
+                &mut observed,
+                id,
+                Live::new(name).attr("policies", Value::set(arns)),
+            );
+        } else if desired.get(&id).is_some() {
+            name_taken(&mut observed, id, "IAM group", name, g_path);
+        }
+    }
+
+    let mut ours = Vec::new();
+    for u in &users {
+        let name = u.user_name().unwrap_or_default();
+        let u_path = u.path().unwrap_or_default();
+        let id = ResourceId::new(Kind::IamUser, name);
+        if u_path == path {
+            ours.push((id, name.to_owned(), u.group_list().to_vec()));
+        } else if desired.get(&id).is_some() {
+            name_taken(&mut observed, id, "IAM user", name, u_path);
+        }
+    }
+
+    for (id, name, group_list) in ours {
+        let keys = aws
+            .iam
+            .list_access_keys()
+            .user_name(&name)
+            .send()
+            .await
+            .map_err(|e| failure("ListAccessKeys", &e))?;
+        let has_key = !keys.access_key_metadata().is_empty();
+        let key_ids: Vec<&str> = keys
+            .access_key_metadata()
+            .iter()
+            .filter_map(|k| k.access_key_id())
+            .collect();
+        if has_key {
+            lost_secret_note(aws, desired, &id, &mut observed);
+        }
+        let live = Live::new(&name)
+            .attr("groups", Value::set(group_list))
+            .attr("access_key", Value::Bool(has_key))
+            .extra("access_keys", key_ids.join(","));
+        insert(&mut observed, id, live);
+    }
+    Ok(observed)
+}
+
+fn lost_secret_note(
+    aws: &Aws,
+    desired: &Desired,
+    id: &ResourceId,
+    observed: &mut Observed,
+) {
+    let Some(file) = desired.get(id).and_then(|r| r.text("access_key_file"))
+    else {
+        return;
+    };
+    if !aws.resolve(file).exists() {
+        observed.notes.push(Note {
+            id: id.clone(),
+            text: format!(
+                "the access key exists but its secret file {file} is \
+                 missing; AWS never shows a secret twice: restore the file, \
+                 or delete the access key in AWS and apply again to get a \
+                 new one"
+            ),
+        });
+    }
+}
+
+/// Records that an IAM name the spec wants is held outside this
+/// workshop: by another workshop (an error) or by hand (a lookalike).
+fn name_taken(
+    observed: &mut Observed,
+    id: ResourceId,
+    what: &str,
+    name: &str,
+    path: &str,
+) {
+    let other = path
+        .strip_prefix("/hubform/")
+        .and_then(|rest| rest.strip_suffix('/'));
+    match other {
+        Some(workshop) => {
+            observed.conflicts.insert(
+                id,
+                format!(
+                    "the {what} {name} belongs to workshop {workshop} \
+                     (path {path}); IAM names are account-wide, so choose \
+                     another name"
+                ),
+            );
+        }
+        None => {
+            observed.lookalikes.insert(
+                id,
+                format!(
+                    "an {what} named {name} exists outside hubform (path \
+                     {path}); apply will not create a twin: rename or \
+                     delete it by hand"
+                ),
+            );
+        }
+    }
+}
+
+async fn observe_key_pairs(
+    aws: &Aws,
+    desired: &Desired,
+) -> Result<Observed, Failure> {
+    let out = aws
+        .ec2
+        .describe_key_pairs()
+        .filters(workshop_filter(&aws.workshop))
+        .include_public_key(true)
+        .send()
+        .await
+        .map_err(|e| failure("DescribeKeyPairs", &e))?;
+
+    let mut observed = Observed::default();
+    for k in out.key_pairs() {
+        let Some(id) = tags::resource_id(k.tags()) else {
+            continue;
+        };
+        let name = k.key_name().unwrap_or_default();
+        let live = Live::new(k.key_pair_id().unwrap_or(name))
+            .extra("name", name)
+            .extra("public_key", k.public_key().unwrap_or_default());
+        key_file_notes(aws, desired, &id, &live, &mut observed);
+        insert(&mut observed, id, live);
+    }
+    Ok(observed)
+}
+
+fn key_file_notes(
+    aws: &Aws,
+    desired: &Desired,
+    id: &ResourceId,
+    live: &Live,
+    observed: &mut Observed,
+) {
+    let Some(file) = desired.get(id).and_then(|r| r.text("private_key_file"))
+    else {
+        return;
+    };
+    let path = aws.resolve(file);
+    match crate::key_pair::public_key_of(&path) {
+        Ok(None) => observed.notes.push(Note {
+            id: id.clone(),
+            text: format!(
+                "the private key file {file} is missing; the key pair \
+                 still exists in AWS, but SSH to its servers will fail: \
+                 restore the file, or delete the key pair in AWS so that \
+                 apply imports a new one"
+            ),
+        }),
+        Ok(Some(public)) => {
+            let live_key = live.get_extra("public_key").unwrap_or_default();
+            if !live_key.is_empty() && !same_key(&public, live_key) {
+                observed.notes.push(Note {
+                    id: id.clone(),
+                    text: format!(
+                        "the private key file {file} does not match the \
+                         key pair in AWS"
+                    ),
+                });
+            }
+        }
+        Err(e) => observed.notes.push(Note {
+            id: id.clone(),
+            text: e.message,
+        }),
+    }
+}
+
+/// Compares two OpenSSH public keys by type and key, ignoring comments.
+fn same_key(a: &str, b: &str) -> bool {
+    let words = |s: &str| {
+        s.split_whitespace().take(2).map(str::to_owned).collect::<Vec<_>>()
+    };
+    words(a) == words(b)
+}
+
+async fn observe_security_groups(
+    aws: &Aws,
+    desired: &Desired,
+) -> Result<Observed, Failure> {
+    let out = aws
+        .ec2
+        .describe_security_groups()
+        .filters(workshop_filter(&aws.workshop))
+        .send()
+        .await
+        .map_err(|e| failure("DescribeSecurityGroups", &e))?;
+
+    let mut observed = Observed::default();
+    for g in out.security_groups() {
+        let Some(id) = tags::resource_id(g.tags()) else {
+            continue;
+        };
+        let mut live = Live::new(g.group_id().unwrap_or_default())
+            .attr("description", Value::str(g.description().unwrap_or("")))
+            .attr("ingress", Value::Set(rules(g.ip_permissions())))
+            .extra("vpc", g.vpc_id().unwrap_or_default())
+            .extra("name", g.group_name().unwrap_or_default());
+        let manages_egress = desired
+            .get(&id)
+            .is_some_and(|r| r.attrs.contains_key("egress"));
+        if manages_egress {
+            live = live
+                .attr("egress", Value::Set(rules(g.ip_permissions_egress())));
+        }
+        insert(&mut observed, id, live);
+    }
+    Ok(observed)
+}
+
+/// AWS permissions as canonical rules, one per address block.
+pub fn rules(permissions: &[IpPermission]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for p in permissions {
+        let protocol = p.ip_protocol().unwrap_or("-1");
+        let cidrs = p
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip())
+            .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()));
+        for cidr in cidrs {
+            let rule =
+                Rule::from_aws(protocol, p.from_port(), p.to_port(), cidr);
+            out.insert(rule.to_string());
+        }
+    }
+    out
+}
+
+async fn observe_images(
+    aws: &Aws,
+    desired: &Desired,
+) -> Result<Observed, Failure> {
+    let mut observed = Observed::default();
+    for image in desired.of_kind(Kind::Image) {
+        let Some(found) = lookup_image(aws, image).await? else {
+            continue;
+        };
+        let live = Live::new(&found.id)
+            .attr("name", Value::str(&found.name))
+            .attr("created", Value::str(&found.created));
+        aws.images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(image.id.clone(), found);
+        observed.live.insert(image.id.clone(), live);
+    }
+    Ok(observed)
+}
+
+/// The newest available image of a lookup, or the pinned one.
+async fn lookup_image(
+    aws: &Aws,
+    image: &hubform_core::model::Resource,
+) -> Result<Option<FoundImage>, Failure> {
+    let mut call = aws.ec2.describe_images();
+    if let Some(pinned) = image.text("id") {
+        call = call.image_ids(pinned);
+    } else {
+        let owner = image.text("owner").unwrap_or_default();
+        let name = image.text("name").unwrap_or_default();
+        let arch = image.text("architecture").unwrap_or("x86_64");
+        call = call
+            .owners(owner)
+            .filters(filter("name", &[name]))
+            .filters(filter("architecture", &[arch]))
+            .filters(filter("state", &["available"]));
+    }
+    let out = call
+        .send()
+        .await
+        .map_err(|e| failure("DescribeImages", &e))?;
+    let newest = out
+        .images()
+        .iter()
+        .filter(|i| i.state().map(|s| s.as_str()) == Some("available"))
+        .max_by(|a, b| a.creation_date().cmp(&b.creation_date()));
+    Ok(newest.map(found_image))
+}
+
+fn found_image(i: &Image) -> FoundImage {
+    FoundImage {
+        id: i.image_id().unwrap_or_default().to_owned(),
+        name: i.name().unwrap_or_default().to_owned(),
+        created: i.creation_date().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Instances matching `filters` that still exist.
+pub async fn describe_instances(
+    aws: &Aws,
+    filters: Vec<aws_sdk_ec2::types::Filter>,
+) -> Result<Vec<Instance>, Failure> {
+    let out = aws
+        .ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .filters(filter("instance-state-name", &LIVE_STATES))
+        .send()
+        .await
+        .map_err(|e| failure("DescribeInstances", &e))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().iter().cloned())
+        .collect())
+}
+
+fn instance_lives(
+    aws: &Aws,
+    desired: &Desired,
+    instances: &[Instance],
+) -> Observed {
+    let mut observed = Observed::default();
+    for i in instances {
+        let Some(id) = tags::resource_id(i.tags()) else {
+            continue;
+        };
+        let live = instance_live(aws, desired, &id, i);
+        insert(&mut observed, id, live);
+    }
+    observed
+}
+
+/// An instance in the planner's terms.
+pub fn instance_live(
+    _aws: &Aws,
+    desired: &Desired,
+    id: &ResourceId,
+    i: &Instance,
+) -> Live {
+    let t = i.tags();
+    let wanted = desired.get(id);
+    let launched_from = tags::value(t, tags::IMAGE).unwrap_or_default();
+
+    // The image is compared by its selection: the same selection shows the
+    // desired text, another one shows what the instance was launched from.
+    let selection_tag = tags::value(t, tags::IMAGE_SELECTION);
+    let wanted_selection = wanted.and_then(|r| r.text("image"));
+    let image = match (selection_tag, wanted_selection) {
+        (Some(tag), Some(want)) if tag == selection_digest(want) => {
+            want.to_owned()
+        }
+        _ => format!("{launched_from} (another selection)"),
+    };
+    let groups = i.security_groups().iter().filter_map(|g| g.group_name());
+    let state = i
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+
+    let mut live = Live::new(i.instance_id().unwrap_or_default())
+        .attr("name", Value::str(tags::value(t, "Name").unwrap_or("")))
+        .attr(
+            "type",
+            Value::str(i.instance_type().map(|t| t.as_str()).unwrap_or("")),
+        )
+        .attr("image", Value::str(image))
+        .attr("key_pair", Value::str(i.key_name().unwrap_or("")))
+        .attr("security_groups", Value::set(groups))
+        .attr(
+            "root_device",
+            Value::str(i.root_device_name().unwrap_or("")),
+        )
+        .extra("state", state)
+        .extra("image_id", launched_from)
+        .extra("public_ip", i.public_ip_address().unwrap_or_default());
+    if wanted.is_some_and(|r| r.attrs.contains_key("tags")) {
+        live = live.attr("tags", Value::set(tags::user_tags(t)));
+    }
+    live
+}
+
+async fn observe_volumes(aws: &Aws) -> Result<Observed, Failure> {
+    let out = aws
+        .ec2
+        .describe_volumes()
+        .filters(workshop_filter(&aws.workshop))
+        .send()
+        .await
+        .map_err(|e| failure("DescribeVolumes", &e))?;
+    let mut observed = Observed::default();
+    for v in out.volumes() {
+        let Some(id) = tags::resource_id(v.tags()) else {
+            continue;
+        };
+        let live = Live::new(v.volume_id().unwrap_or_default())
+            .attr("size_gb", Value::Int(i64::from(v.size().unwrap_or(0))))
+            .attr(
+                "type",
+                Value::str(v.volume_type().map(|t| t.as_str()).unwrap_or("")),
+            );
+        insert(&mut observed, id, live);
+    }
+    Ok(observed)
+}
+
+async fn observe_addresses(
+    aws: &Aws,
+) -> Result<Vec<aws_sdk_ec2::types::Address>, Failure> {
+    let out = aws
+        .ec2
+        .describe_addresses()
+        .filters(workshop_filter(&aws.workshop))
+        .send()
+        .await
+        .map_err(|e| failure("DescribeAddresses", &e))?;
+    Ok(out.addresses().to_vec())
+}
+
+fn address_lives(
+    addresses: Vec<aws_sdk_ec2::types::Address>,
+    instances: &[Instance],
+) -> Observed {
+    let by_instance: BTreeMap<&str, ResourceId> = instances
+        .iter()
+        .filter_map(|i| Some((i.instance_id()?, tags::resource_id(i.tags())?)))
+        .collect();
+    let mut observed = Observed::default();
+    for a in &addresses {
+        let Some(id) = tags::resource_id(a.tags()) else {
+            continue;
+        };
+        // moto shows an unassociated address with empty strings.
+        let instance = a.instance_id().filter(|s| !s.is_empty());
+        let association = a.association_id().filter(|s| !s.is_empty());
+        let target = match instance {
+            None => Value::None,
+            Some(i) => match by_instance.get(i) {
+                Some(rid) => Value::Ref(rid.clone()),
+                None => Value::str(i),
+            },
+        };
+        let live = Live::new(a.allocation_id().unwrap_or_default())
+            .attr("instance", target)
+            .extra("public_ip", a.public_ip().unwrap_or_default())
+            .extra("association", association.unwrap_or_default());
+        insert(&mut observed, id, live);
+    }
+    observed
+}
+
+/// For each resource to be created, one call per kind looks for an
+/// untagged object of the same name that a create would twin.
+async fn look_for_lookalikes(
+    aws: &Aws,
+    desired: &Desired,
+    observed: &mut Observed,
+) -> Result<(), Failure> {
+    let missing = |kind: Kind| -> Vec<&hubform_core::model::Resource> {
+        desired
+            .of_kind(kind)
+            .filter(|r| !observed.live.contains_key(&r.id))
+            .collect()
+    };
+
+    let keys = missing(Kind::KeyPair);
+    if !keys.is_empty() {
+        let names: Vec<&str> = keys.iter().map(|r| r.id.key.as_str()).collect();
+        let out = aws
+            .ec2
+            .describe_key_pairs()
+            .filters(filter("key-name", &names))
+            .send()
+            .await
+            .map_err(|e| failure("DescribeKeyPairs", &e))?;
+        for k in out.key_pairs() {
+            let name = k.key_name().unwrap_or_default();
+            observed.lookalikes.insert(
+                ResourceId::new(Kind::KeyPair, name),
+                format!(
+                    "a key pair named {name} ({}) exists without hubform's \
+                     tags; apply will not create a twin: rename or delete \
+                     it by hand",
+                    k.key_pair_id().unwrap_or("?")
+                ),
+            );
+        }
+    }
+
+    let groups = missing(Kind::SecurityGroup);
+    if !groups.is_empty() {
+        let names: Vec<&str> =
+            groups.iter().map(|r| r.id.key.as_str()).collect();
+        let out = aws
+            .ec2
+            .describe_security_groups()
+            .filters(filter("group-name", &names))
+            .send()
+            .await
+            .map_err(|e| failure("DescribeSecurityGroups", &e))?;
+        for g in out.security_groups() {
+            let name = g.group_name().unwrap_or_default();
+            observed.lookalikes.insert(
+                ResourceId::new(Kind::SecurityGroup, name),
+                format!(
+                    "a security group named {name} ({}) exists without \
+                     hubform's tags; apply will not create a twin: rename \
+                     or delete it by hand",
+                    g.group_id().unwrap_or("?")
+                ),
+            );
+        }
+    }
+
+    let servers = missing(Kind::Instance);
+    let names: Vec<&str> =
+        servers.iter().filter_map(|r| r.text("name")).collect();
+    if !names.is_empty() {
+        let found =
+            describe_instances(aws, vec![filter("tag:Name", &names)]).await?;
+        for i in found.iter().filter(|i| tags::resource_id(i.tags()).is_none())
+        {
+            let name = tags::value(i.tags(), "Name").unwrap_or_default();
+            for r in servers.iter().filter(|r| r.text("name") == Some(name)) {
+                observed.lookalikes.insert(
+                    r.id.clone(),
+                    format!(
+                        "an instance named {name} ({}) exists without \
+                         hubform's tags; apply will not launch a twin: \
+                         rename or terminate it by hand",
+                        i.instance_id().unwrap_or("?")
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A newer image from the same selection is worth a note, never a change.
+fn newer_image_notes(aws: &Aws, desired: &Desired, observed: &mut Observed) {
+    let images = aws.images.lock().unwrap_or_else(|p| p.into_inner());
+    for instance in desired.of_kind(Kind::Instance) {
+        let Some(live) = observed.live.get(&instance.id) else {
+            continue;
+        };
+        let Some(image_id) = instance
+            .deps
+            .iter()
+            .find(|d| d.kind == Kind::Image)
+            .cloned()
+        else {
+            continue;
+        };
+        let Some(newest) = images.get(&image_id) else {
+            continue;
+        };
+        let running = live.get_extra("image_id").unwrap_or_default();
+        let same_selection =
+            live.attrs.get("image") == instance.attrs.get("image").map(|a| &a.value);
+        if same_selection && !running.is_empty() && running != newest.id {
+            observed.notes.push(Note {
+                id: image_id.clone(),
+                text: format!(
+                    "a newer image exists: {} ({}, created {}); {} keeps \
+                     running {running}; hubform never replaces a server \
+                     for a newer image",
+                    newest.id, newest.name, newest.created, instance.id
+                ),
+            });
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `hubform apply SPEC` and `hubform destroy SPEC`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use hubform_core::apply::{self, Outcome};
+use hubform_core::graph::Desired;
+use hubform_core::plan::render;
+
+use crate::cli::ApplyArgs;
+use crate::commands::{plan, CliError};
+use crate::session::{self, Stderr};
+
+pub async fn run(args: &ApplyArgs, destroy: bool) -> Result<ExitCode, CliError> {
+    let verb = if destroy { "destroy" } else { "apply" };
+    let interactive = std::io::stdin().is_terminal();
+    if !args.auto_approve && !interactive {
+        return Err(CliError::Other(format!(
+            "{verb} needs confirmation and there is no terminal to ask \
+             on; review `hubform plan` and pass --auto-approve"
+        )));
+    }
+
+    let session = session::open(&args.aws).await?;
+    let (account, arn) = session.aws.identity().await?;
+    tracing::info!(%account, %arn, "acting as");
+
+    let desired = if destroy {
+        Desired::empty(
+            session.desired.workshop.clone(),
+            session.desired.region.clone(),
+        )
+    } else {
+        session.desired.clone()
+    };
+    let plan = plan::make(&session, &desired).await?;
+    print!("{}", render::render(&plan));
+    if plan.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !plan.blocked.is_empty() {
+        let ids: Vec<String> =
+            plan.blocked.iter().map(|n| n.id.to_string()).collect();
+        return Err(CliError::Other(format!(
+            "refusing to {verb}: creating {} would twin an object made \
+             outside hubform (see the warnings above); nothing was changed",
+            ids.join(", ")
+        )));
+    }
+
+    if !args.auto_approve && !confirm(verb)? {
+        return Err(CliError::Other(format!("{verb} cancelled")));
+    }
+
+    let report = apply::apply(&session.aws, &plan, &Stderr).await;
+    let (added, changed, destroyed) = report.counts();
+    println!();
+    if report.failed() {
+        println!("Errors:");
+        for (id, _, outcome) in &report.outcomes {
+            match outcome {
+                Outcome::Failed(msg) => println!("  {id}: {msg}"),
+                Outcome::Skipped(by) => {
+                    println!("  {id}: not attempted, it waits for {by}")
+                }
+                Outcome::Done(_) => {}
+            }
+        }
+        println!(
+            "\n{verb} failed: {added} added, {changed} changed, \
+             {destroyed} destroyed. Fix the errors above and run {verb} \
+             again; it continues where this run stopped."
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let done = if destroy { "Destroy" } else { "Apply" };
+    println!(
+        "{done} complete! Resources: {added} added, {changed} changed, \
+         {destroyed} destroyed."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(verb: &str) -> Result<bool, CliError> {
+    print!(
+        "\nDo you want to {verb} these changes?\n  Only 'yes' will be \
+         accepted: "
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Other(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}

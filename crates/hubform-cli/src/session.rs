@@ -1,0 +1,72 @@
+//! What every AWS command does first: load the spec, check the Region,
+//! connect (loopback guard, credentials), build the graph.
+
+use std::io::Write;
+
+use hubform_aws::{Aws, Options, Settings};
+use hubform_core::graph::Desired;
+use hubform_core::model::ResourceId;
+use hubform_core::provider::Progress;
+use hubform_core::spec::{self, Loaded};
+
+use crate::cli::AwsArgs;
+use crate::commands::CliError;
+
+/// A loaded spec, its graph and a connected provider.
+pub struct Session {
+    /// The spec.
+    pub loaded: Loaded,
+    /// Its graph.
+    pub desired: Desired,
+    /// The AWS provider for its workshop.
+    pub aws: Aws,
+}
+
+/// Loads and checks the spec, offline.
+pub fn load(
+    path: &std::path::Path,
+    region: Option<&str>,
+) -> Result<(Loaded, Desired), CliError> {
+    let loaded = spec::load(path)?;
+    loaded.check_region(region)?;
+    let desired = Desired::from_spec(&loaded.spec).map_err(|errors| {
+        CliError::Graph(
+            errors
+                .iter()
+                .map(|e| format!("{}: {e}", loaded.file()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    Ok((loaded, desired))
+}
+
+/// Loads the spec and connects to AWS.
+pub async fn open(args: &AwsArgs) -> Result<Session, CliError> {
+    let (loaded, desired) = load(&args.spec, args.region.as_deref())?;
+    let options = Options {
+        profile: args.profile.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        region: desired.region.clone(),
+        loopback_only: std::env::var(hubform_aws::connect::LOOPBACK_ENV)
+            .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+    };
+    let aws = Aws::connect(
+        &options,
+        Settings::from_env(),
+        &desired.workshop,
+        &loaded.dir,
+    )
+    .await?;
+    Ok(Session { loaded, desired, aws })
+}
+
+/// Progress lines on stderr, one per event.
+pub struct Stderr;
+
+impl Progress for Stderr {
+    fn report(&self, id: &ResourceId, message: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{id}: {message}");
+    }
+}

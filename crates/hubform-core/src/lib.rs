@@ -1,0 +1,26 @@
+//! The engine of hubform: a teaching JupyterHub on AWS described by a YAML
+//! file in git, planned and applied Terraform-style.
+//!
+//! This crate holds everything that needs neither AWS nor SSH. A run goes
+//! [`spec::load`] → [`graph::Desired`] → `Provider::observe` →
+//! [`plan::plan`] → [`apply::apply`]. The planner is pure: it takes what
+//! the spec wants and what providers found, and returns the changes.
+//!
+//! ```no_run
+//! use hubform_core::graph::Desired;
+//!
+//! let loaded = hubform_core::spec::load("workshop.yaml".as_ref())?;
+//! let desired = Desired::from_spec(&loaded.spec).expect("a valid graph");
+//! println!("{} resources in {}", desired.order.len(), desired.region);
+//! # Ok::<(), hubform_core::spec::SpecError>(())
+//! ```
+
+pub mod apply;
+pub mod graph;
+pub mod journal;
+pub mod model;
+pub mod pause;
+pub mod plan;
+pub mod provider;
+pub mod rule;
+pub mod spec;
