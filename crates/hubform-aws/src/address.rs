@@ -92,7 +92,9 @@ async fn allocate(
             })
             .await;
         if let Ok(found) = found {
-            aws.journal.clear(&key).map_err(|e| Failure::new(e.to_string()))?;
+            aws.journal
+                .clear(&key)
+                .map_err(|e| Failure::new(e.to_string()))?;
             aws.remember(id, &found.0);
             return Ok(found);
         }
@@ -109,7 +111,8 @@ async fn allocate(
         )
         .map_err(|e| Failure::new(e.to_string()))?;
     let mut address_tags = tags::owner_tags(&aws.workshop, id);
-    address_tags.push(tags::tag("Name", &format!("{}-{}", aws.workshop, id.key)));
+    address_tags
+        .push(tags::tag("Name", &format!("{}-{}", aws.workshop, id.key)));
     let out = aws
         .ec2
         .allocate_address()
@@ -121,7 +124,9 @@ async fn allocate(
     let allocation = out.allocation_id().unwrap_or_default().to_owned();
     let ip = out.public_ip().unwrap_or_default().to_owned();
     pause_point("after-allocate-address");
-    aws.journal.clear(&key).map_err(|e| Failure::new(e.to_string()))?;
+    aws.journal
+        .clear(&key)
+        .map_err(|e| Failure::new(e.to_string()))?;
     aws.remember(id, &allocation);
     Ok((allocation, ip))
 }

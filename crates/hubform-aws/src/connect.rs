@@ -66,7 +66,9 @@ impl Settings {
     pub fn from_env() -> Settings {
         let mut s = Settings::default();
         let num = |name: &str| {
-            std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok())
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
         };
         if let Some(n) = num("HUBFORM_RETRY_MAX_ATTEMPTS") {
             s.max_attempts = u32::try_from(n.max(1)).unwrap_or(u32::MAX);

@@ -58,11 +58,9 @@ where
                 _ => "the service returned an error without a code".into(),
             }
         }
-        SdkError::TimeoutError(_) => {
-            "timed out; check the network or raise \
+        SdkError::TimeoutError(_) => "timed out; check the network or raise \
              HUBFORM_OPERATION_TIMEOUT_SECS"
-                .to_owned()
-        }
+            .to_owned(),
         SdkError::DispatchFailure(e) => {
             let mut text = "could not reach the endpoint".to_owned();
             if let Some(source) = StdError::source(err) {

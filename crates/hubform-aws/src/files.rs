@@ -25,7 +25,11 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
 
 /// Creates `path` with `mode`, failing if it exists, writes `contents`
 /// and syncs the file and its folder.
-pub fn write_new(path: &Path, mode: u32, contents: &[u8]) -> Result<(), Failure> {
+pub fn write_new(
+    path: &Path,
+    mode: u32,
+    contents: &[u8],
+) -> Result<(), Failure> {
     let err = |what: &str, e: std::io::Error| {
         Failure::new(format!("cannot {what} {}: {e}", path.display()))
     };

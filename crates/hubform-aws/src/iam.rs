@@ -12,7 +12,10 @@ use crate::error::{failure, is};
 use crate::{files, tags, Aws};
 
 /// The set an attribute changes from and to, for set diffs.
-fn set_change(change: &Change, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+fn set_change(
+    change: &Change,
+    name: &str,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let as_set = |v: Option<&Value>| match v {
         Some(Value::Set(items)) => items.clone(),
         _ => BTreeSet::new(),
@@ -156,10 +159,7 @@ pub async fn user(aws: &Aws, change: &Change) -> Result<String, Failure> {
         remove_from_group(aws, name, group).await?;
     }
 
-    let has_key = change
-        .live
-        .as_ref()
-        .and_then(|l| l.attrs.get("access_key"))
+    let has_key = change.live.as_ref().and_then(|l| l.attrs.get("access_key"))
         == Some(&Value::Bool(true));
     let wants_key = wanted.flag("access_key") == Some(true);
     let mut what = String::new();
@@ -211,7 +211,10 @@ async fn create_access_key(
         key.secret_access_key()
     );
     files::write_new(&path, 0o600, contents.as_bytes())?;
-    Ok(format!("access key {} written to {file}", key.access_key_id()))
+    Ok(format!(
+        "access key {} written to {file}",
+        key.access_key_id()
+    ))
 }
 
 async fn delete_access_keys(aws: &Aws, user: &str) -> Result<(), Failure> {
@@ -265,12 +268,7 @@ async fn remove_from_group(
 /// keys, a login profile and attached policies.
 async fn delete_user(aws: &Aws, change: &Change) -> Result<String, Failure> {
     let name = &change.id.key;
-    let groups = aws
-        .iam
-        .list_groups_for_user()
-        .user_name(name)
-        .send()
-        .await;
+    let groups = aws.iam.list_groups_for_user().user_name(name).send().await;
     let groups = match groups {
         Ok(out) => out,
         Err(e) if is(&e, &["NoSuchEntity"]) => return Ok(String::new()),

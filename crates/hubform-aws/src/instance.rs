@@ -6,8 +6,7 @@
 //! the instance (its Elastic IP stays); a volume grows by modify-volume.
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, InstanceType, ResourceType,
-    VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, InstanceType, ResourceType, VolumeType,
 };
 use hubform_core::graph::selection_digest;
 use hubform_core::journal::{self, Entry};
@@ -91,8 +90,10 @@ async fn create(
     let mut instance_tags = tags::owner_tags(&aws.workshop, id);
     instance_tags.push(tags::tag("Name", name));
     instance_tags.push(tags::tag(tags::IMAGE, &image_id));
-    instance_tags
-        .push(tags::tag(tags::IMAGE_SELECTION, &selection_digest(selection)));
+    instance_tags.push(tags::tag(
+        tags::IMAGE_SELECTION,
+        &selection_digest(selection),
+    ));
     for pair in wanted.items("tags") {
         let (k, v) = pair.split_once('=').unwrap_or((&pair, ""));
         instance_tags.push(tags::tag(k, v));
@@ -156,7 +157,8 @@ async fn create(
         .to_owned();
     pause_point("after-run-instances");
 
-    progress.report(id, &format!("{instance_id} launched, waiting for running"));
+    progress
+        .report(id, &format!("{instance_id} launched, waiting for running"));
     wait_state(aws, id, &instance_id, "running").await?;
     aws.journal
         .clear(&key)
@@ -312,7 +314,8 @@ async fn change_type(
     let state = state_of(aws, instance_id).await?.unwrap_or_default();
     let was_running = state != "stopped";
     if was_running {
-        progress.report(id, &format!("stopping {instance_id} to change its type"));
+        progress
+            .report(id, &format!("stopping {instance_id} to change its type"));
         aws.ec2
             .stop_instances()
             .instance_ids(instance_id)
@@ -414,9 +417,7 @@ pub async fn volume(aws: &Aws, change: &Change) -> Result<String, Failure> {
                 let kind = wanted.text("type").unwrap_or("gp3");
                 call = call.volume_type(VolumeType::from(kind));
             }
-            call.send()
-                .await
-                .map_err(|e| failure("ModifyVolume", &e))?;
+            call.send().await.map_err(|e| failure("ModifyVolume", &e))?;
             Ok(volume_id)
         }
         // Deleted with its instance (DeleteOnTermination); a volume left
@@ -444,8 +445,7 @@ pub async fn volume(aws: &Aws, change: &Change) -> Result<String, Failure> {
             if let Some(instance_id) = attached_to {
                 return Ok(format!("goes with {instance_id}"));
             }
-            match aws.ec2.delete_volume().volume_id(&volume_id).send().await
-            {
+            match aws.ec2.delete_volume().volume_id(&volume_id).send().await {
                 Ok(_) => Ok(volume_id),
                 Err(e) if is(&e, &["InvalidVolume.NotFound"]) => Ok(volume_id),
                 Err(e) => Err(failure("DeleteVolume", &e)),

@@ -30,7 +30,10 @@ pub struct FoundImage {
 pub const LIVE_STATES: [&str; 5] =
     ["pending", "running", "stopping", "stopped", "shutting-down"];
 
-pub async fn observe(aws: &Aws, desired: &Desired) -> Result<Observed, Failure> {
+pub async fn observe(
+    aws: &Aws,
+    desired: &Desired,
+) -> Result<Observed, Failure> {
     let (iam, keys, groups, images, instances, volumes, addresses) = tokio::join!(
         observe_iam(aws, desired),
         observe_key_pairs(aws, desired),
@@ -81,7 +84,10 @@ fn insert(observed: &mut Observed, id: ResourceId, live: Live) {
     observed.live.insert(id, live);
 }
 
-async fn observe_iam(aws: &Aws, desired: &Desired) -> Result<Observed, Failure> {
+async fn observe_iam(
+    aws: &Aws,
+    desired: &Desired,
+) -> Result<Observed, Failure> {
     let mut observed = Observed::default();
     let mut groups = Vec::new();
     let mut users = Vec::new();
@@ -93,8 +99,8 @@ async fn observe_iam(aws: &Aws, desired: &Desired) -> Result<Observed, Failure> 
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(|e| failure("GetAccountAuthorizationDetails", &e))?;
+        let page =
+            page.map_err(|e| failure("GetAccountAuthorizationDetails", &e))?;
         groups.extend(page.group_detail_list().iter().cloned());
         users.extend(page.user_detail_list().iter().cloned());
     }
@@ -288,7 +294,10 @@ fn key_file_notes(
 /// Compares two OpenSSH public keys by type and key, ignoring comments.
 fn same_key(a: &str, b: &str) -> bool {
     let words = |s: &str| {
-        s.split_whitespace().take(2).map(str::to_owned).collect::<Vec<_>>()
+        s.split_whitespace()
+            .take(2)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
     };
     words(a) == words(b)
 }
@@ -629,7 +638,9 @@ async fn look_for_lookalikes(
     if !names.is_empty() {
         let found =
             describe_instances(aws, vec![filter("tag:Name", &names)]).await?;
-        for i in found.iter().filter(|i| tags::resource_id(i.tags()).is_none())
+        for i in found
+            .iter()
+            .filter(|i| tags::resource_id(i.tags()).is_none())
         {
             let name = tags::value(i.tags(), "Name").unwrap_or_default();
             for r in servers.iter().filter(|r| r.text("name") == Some(name)) {
@@ -667,8 +678,8 @@ fn newer_image_notes(aws: &Aws, desired: &Desired, observed: &mut Observed) {
             continue;
         };
         let running = live.get_extra("image_id").unwrap_or_default();
-        let same_selection =
-            live.attrs.get("image") == instance.attrs.get("image").map(|a| &a.value);
+        let same_selection = live.attrs.get("image")
+            == instance.attrs.get("image").map(|a| &a.value);
         if same_selection && !running.is_empty() && running != newest.id {
             observed.notes.push(Note {
                 id: image_id.clone(),

@@ -155,8 +155,11 @@ async fn authorize(
                     .await
                     .map(|_| ())
                     .map_err(|e| {
-                        (is(&e, ALREADY_THERE), is(&e, &["InvalidGroup.NotFound"]),
-                         failure("AuthorizeSecurityGroupEgress", &e))
+                        (
+                            is(&e, ALREADY_THERE),
+                            is(&e, &["InvalidGroup.NotFound"]),
+                            failure("AuthorizeSecurityGroupEgress", &e),
+                        )
                     })
             } else {
                 aws.ec2
@@ -167,8 +170,11 @@ async fn authorize(
                     .await
                     .map(|_| ())
                     .map_err(|e| {
-                        (is(&e, ALREADY_THERE), is(&e, &["InvalidGroup.NotFound"]),
-                         failure("AuthorizeSecurityGroupIngress", &e))
+                        (
+                            is(&e, ALREADY_THERE),
+                            is(&e, &["InvalidGroup.NotFound"]),
+                            failure("AuthorizeSecurityGroupIngress", &e),
+                        )
                     })
             };
             match result {
@@ -203,7 +209,10 @@ async fn revoke(
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    (is(&e, ALREADY_GONE), failure("RevokeSecurityGroupEgress", &e))
+                    (
+                        is(&e, ALREADY_GONE),
+                        failure("RevokeSecurityGroupEgress", &e),
+                    )
                 })
         } else {
             aws.ec2
@@ -214,7 +223,10 @@ async fn revoke(
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    (is(&e, ALREADY_GONE), failure("RevokeSecurityGroupIngress", &e))
+                    (
+                        is(&e, ALREADY_GONE),
+                        failure("RevokeSecurityGroupIngress", &e),
+                    )
                 })
         };
         match result {
@@ -229,8 +241,12 @@ async fn revoke(
 async fn delete(aws: &Aws, group_id: &str) -> Result<(), Failure> {
     let start = std::time::Instant::now();
     loop {
-        let result =
-            aws.ec2.delete_security_group().group_id(group_id).send().await;
+        let result = aws
+            .ec2
+            .delete_security_group()
+            .group_id(group_id)
+            .send()
+            .await;
         match result {
             Ok(_) => return Ok(()),
             Err(e) if is(&e, &["InvalidGroup.NotFound"]) => return Ok(()),

@@ -58,7 +58,11 @@ pub async fn open(args: &AwsArgs) -> Result<Session, CliError> {
         &loaded.dir,
     )
     .await?;
-    Ok(Session { loaded, desired, aws })
+    Ok(Session {
+        loaded,
+        desired,
+        aws,
+    })
 }
 
 /// Progress lines on stderr, one per event.

@@ -92,17 +92,21 @@ pub async fn apply<P: Provider>(
                     &change.id,
                     &format!("skipped: it waits for {blocker}, which failed"),
                 );
-                outcomes
-                    .insert(change.id.clone(), Outcome::Skipped(blocker.clone()));
+                outcomes.insert(
+                    change.id.clone(),
+                    Outcome::Skipped(blocker.clone()),
+                );
                 started.push(change.id.clone());
                 continue;
             }
-            let ready = change.after.iter().all(|a| {
-                matches!(outcomes.get(a), Some(Outcome::Done(_)))
-            });
+            let ready = change
+                .after
+                .iter()
+                .all(|a| matches!(outcomes.get(a), Some(Outcome::Done(_))));
             if ready {
                 started.push(change.id.clone());
-                progress.report(&change.id, &format!("{}…", verb(change.action).0));
+                progress
+                    .report(&change.id, &format!("{}…", verb(change.action).0));
                 running.push(run(provider, change, progress));
             }
         }

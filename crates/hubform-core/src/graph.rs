@@ -91,7 +91,12 @@ impl Desired {
         }
 
         let order = topological_order(&resources).map_err(|e| vec![e])?;
-        Ok(Desired { workshop, region, resources, order })
+        Ok(Desired {
+            workshop,
+            region,
+            resources,
+            order,
+        })
     }
 
     /// An empty graph: what `destroy` converges to.
@@ -235,8 +240,16 @@ fn resources_of(spec: &Spec) -> Vec<Resource> {
     for (name, group) in &spec.iam.groups {
         let arns = group.value.policies.iter().map(|p| policy_arn(&p.value));
         out.push(
-            Resource::new(ResourceId::new(Kind::IamGroup, &name.value), group.pos)
-                .attr("policies", Value::set(arns), Policy::Update, group.pos),
+            Resource::new(
+                ResourceId::new(Kind::IamGroup, &name.value),
+                group.pos,
+            )
+            .attr(
+                "policies",
+                Value::set(arns),
+                Policy::Update,
+                group.pos,
+            ),
         );
     }
 
@@ -264,31 +277,29 @@ fn resources_of(spec: &Spec) -> Vec<Resource> {
     for (name, key) in &spec.key_pairs {
         let file = &key.value.private_key_file;
         out.push(
-            Resource::new(ResourceId::new(Kind::KeyPair, &name.value), key.pos).attr(
-                "private_key_file",
-                text(file),
-                Policy::Local,
-                file.pos,
-            ),
+            Resource::new(ResourceId::new(Kind::KeyPair, &name.value), key.pos)
+                .attr("private_key_file", text(file), Policy::Local, file.pos),
         );
     }
 
     for (name, sg) in &spec.security_groups {
         let sg_spec = &sg.value;
-        let mut r =
-            Resource::new(ResourceId::new(Kind::SecurityGroup, &name.value), sg.pos)
-                .attr(
-                    "description",
-                    text(&sg_spec.description),
-                    Policy::Replace,
-                    sg_spec.description.pos,
-                )
-                .attr(
-                    "ingress",
-                    rules_value(&sg_spec.ingress),
-                    Policy::Update,
-                    sg.pos,
-                );
+        let mut r = Resource::new(
+            ResourceId::new(Kind::SecurityGroup, &name.value),
+            sg.pos,
+        )
+        .attr(
+            "description",
+            text(&sg_spec.description),
+            Policy::Replace,
+            sg_spec.description.pos,
+        )
+        .attr(
+            "ingress",
+            rules_value(&sg_spec.ingress),
+            Policy::Update,
+            sg.pos,
+        );
         if let Some(egress) = &sg_spec.egress {
             r = r.attr("egress", rules_value(egress), Policy::Update, sg.pos);
         }
@@ -298,12 +309,13 @@ fn resources_of(spec: &Spec) -> Vec<Resource> {
     for (key, image) in &spec.images {
         let i = &image.value;
         let mut r =
-            Resource::new(ResourceId::new(Kind::Image, &key.value), image.pos).attr(
-                "selection",
-                Value::str(image_selection(i)),
-                Policy::Local,
-                image.pos,
-            );
+            Resource::new(ResourceId::new(Kind::Image, &key.value), image.pos)
+                .attr(
+                    "selection",
+                    Value::str(image_selection(i)),
+                    Policy::Local,
+                    image.pos,
+                );
         if let Some(id) = &i.id {
             r = r.attr("id", text(id), Policy::Local, id.pos);
         }
@@ -359,8 +371,18 @@ fn server_resources(
             s.instance_type.pos,
         )
         .attr("image", Value::str(selection), Policy::Replace, s.image.pos)
-        .attr("key_pair", text(&s.key_pair), Policy::Replace, s.key_pair.pos)
-        .attr("security_groups", Value::set(groups), Policy::Update, server.pos)
+        .attr(
+            "key_pair",
+            text(&s.key_pair),
+            Policy::Replace,
+            s.key_pair.pos,
+        )
+        .attr(
+            "security_groups",
+            Value::set(groups),
+            Policy::Update,
+            server.pos,
+        )
         .attr(
             "root_device",
             Value::str(device),
@@ -375,28 +397,32 @@ fn server_resources(
             instance.attr("tags", Value::set(tags), Policy::Update, server.pos);
     }
     for g in &s.security_groups {
-        instance =
-            instance.dep(ResourceId::new(Kind::SecurityGroup, &g.value));
+        instance = instance.dep(ResourceId::new(Kind::SecurityGroup, &g.value));
     }
 
     let volume_type = volume
         .volume_type
         .as_ref()
         .map_or("gp3".to_owned(), |t| t.value.clone());
-    let volume_type_pos =
-        volume.volume_type.as_ref().map_or(s.root_volume.pos, |t| t.pos);
-    let volume = Resource::new(
-        ResourceId::new(Kind::Volume, key),
-        s.root_volume.pos,
-    )
-    .attr(
-        "size_gb",
-        Value::Int(volume.size_gb.value),
-        Policy::Grow,
-        volume.size_gb.pos,
-    )
-    .attr("type", Value::str(volume_type), Policy::Update, volume_type_pos)
-    .dep(instance_id.clone());
+    let volume_type_pos = volume
+        .volume_type
+        .as_ref()
+        .map_or(s.root_volume.pos, |t| t.pos);
+    let volume =
+        Resource::new(ResourceId::new(Kind::Volume, key), s.root_volume.pos)
+            .attr(
+                "size_gb",
+                Value::Int(volume.size_gb.value),
+                Policy::Grow,
+                volume.size_gb.pos,
+            )
+            .attr(
+                "type",
+                Value::str(volume_type),
+                Policy::Update,
+                volume_type_pos,
+            )
+            .dep(instance_id.clone());
 
     // The instance launches with its volume: it needs the volume's
     // settings, which only the volume compares.

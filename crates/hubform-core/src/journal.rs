@@ -47,7 +47,9 @@ impl Journal {
     /// is an empty journal, an unreadable one is treated as empty too
     /// (with a warning), because it only protects.
     pub fn open(dir: &Path, workshop: &str) -> Journal {
-        let path = dir.join(".hubform").join(format!("{workshop}.journal.json"));
+        let path = dir
+            .join(".hubform")
+            .join(format!("{workshop}.journal.json"));
         let entries = match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::warn!(path = %path.display(), error = %e,
@@ -56,7 +58,10 @@ impl Journal {
             }),
             Err(_) => BTreeMap::new(),
         };
-        Journal { path, entries: Mutex::new(entries) }
+        Journal {
+            path,
+            entries: Mutex::new(entries),
+        }
     }
 
     /// The open entry of a resource, if any.
@@ -81,7 +86,9 @@ impl Journal {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn write(

@@ -95,7 +95,10 @@ pub struct ResourceId {
 impl ResourceId {
     /// The id of `key` of `kind`.
     pub fn new(kind: Kind, key: impl Into<String>) -> Self {
-        ResourceId { kind, key: key.into() }
+        ResourceId {
+            kind,
+            key: key.into(),
+        }
     }
 
     /// Parses `<kind>.<key>`, as written in tags.
@@ -202,7 +205,12 @@ pub struct Resource {
 impl Resource {
     /// A resource without attributes.
     pub fn new(id: ResourceId, pos: Pos) -> Self {
-        Resource { id, attrs: BTreeMap::new(), deps: Vec::new(), pos }
+        Resource {
+            id,
+            attrs: BTreeMap::new(),
+            deps: Vec::new(),
+            pos,
+        }
     }
 
     /// Adds an attribute.

@@ -200,7 +200,11 @@ pub fn plan(
     let changes = order_changes(desired, actions);
     let mut notes = observed.notes.clone();
     notes.sort();
-    Ok(Plan { changes, notes, blocked })
+    Ok(Plan {
+        changes,
+        notes,
+        blocked,
+    })
 }
 
 /// The change of one declared resource, or `None` when it is in sync.

@@ -18,7 +18,9 @@ pub struct Failure {
 impl Failure {
     /// A failure with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Failure { message: message.into() }
+        Failure {
+            message: message.into(),
+        }
     }
 }
 

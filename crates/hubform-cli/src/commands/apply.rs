@@ -11,7 +11,10 @@ use crate::cli::ApplyArgs;
 use crate::commands::{plan, CliError};
 use crate::session::{self, Stderr};
 
-pub async fn run(args: &ApplyArgs, destroy: bool) -> Result<ExitCode, CliError> {
+pub async fn run(
+    args: &ApplyArgs,
+    destroy: bool,
+) -> Result<ExitCode, CliError> {
     let verb = if destroy { "destroy" } else { "apply" };
     let interactive = std::io::stdin().is_terminal();
     if !args.auto_approve && !interactive {

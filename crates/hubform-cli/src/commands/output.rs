@@ -25,8 +25,9 @@ pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
             .get(&ResourceId::new(Kind::ElasticIp, key))
             .and_then(|l| l.get_extra("public_ip"))
             .filter(|ip| !ip.is_empty());
-        let address =
-            eip.or_else(|| instance.get_extra("public_ip")).unwrap_or("");
+        let address = eip
+            .or_else(|| instance.get_extra("public_ip"))
+            .unwrap_or("");
         println!("{key}.instance_id = {:?}", instance.cloud_id);
         println!("{key}.elastic_ip  = {:?}", eip.unwrap_or(""));
         let key_file = server
@@ -39,7 +40,9 @@ pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
             })
             .unwrap_or("KEY.pem");
         if !address.is_empty() {
-            println!("{key}.ssh         = \"ssh -i {key_file} ubuntu@{address}\"");
+            println!(
+                "{key}.ssh         = \"ssh -i {key_file} ubuntu@{address}\""
+            );
         }
     }
     if !missing.is_empty() {

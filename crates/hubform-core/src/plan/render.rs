@@ -27,9 +27,7 @@ pub fn render(plan: &Plan) -> String {
     }
 
     if plan.is_empty() {
-        out.push_str(
-            "No changes. The live workshop matches the spec.\n",
-        );
+        out.push_str("No changes. The live workshop matches the spec.\n");
         return out;
     }
 
@@ -99,7 +97,8 @@ fn render_diff(out: &mut String, action: Action, diff: &Diff, width: usize) {
             } else {
                 ""
             };
-            let _ = writeln!(out, "      {marker} {name} = {old} -> {new}{forces}");
+            let _ =
+                writeln!(out, "      {marker} {name} = {old} -> {new}{forces}");
         }
         (None, None) => {}
     }

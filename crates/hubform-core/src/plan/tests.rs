@@ -139,7 +139,11 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
-fn live_mut<'a>(observed: &'a mut Observed, kind: Kind, key: &str) -> &'a mut Live {
+fn live_mut<'a>(
+    observed: &'a mut Observed,
+    kind: Kind,
+    key: &str,
+) -> &'a mut Live {
     observed
         .live
         .get_mut(&ResourceId::new(kind, key))
@@ -176,14 +180,16 @@ fn golden_update_in_place() {
     live_mut(&mut observed, Kind::Instance, "hub")
         .attrs
         .insert("type".into(), Value::str("t3.large"));
-    live_mut(&mut observed, Kind::SecurityGroup, "golden-sg").attrs.insert(
-        "ingress".into(),
-        Value::set([
-            "tcp 22 from 0.0.0.0/0",
-            "tcp 80 from 0.0.0.0/0",
-            "tcp 8080 from 0.0.0.0/0",
-        ]),
-    );
+    live_mut(&mut observed, Kind::SecurityGroup, "golden-sg")
+        .attrs
+        .insert(
+            "ingress".into(),
+            Value::set([
+                "tcp 22 from 0.0.0.0/0",
+                "tcp 80 from 0.0.0.0/0",
+                "tcp 8080 from 0.0.0.0/0",
+            ]),
+        );
     live_mut(&mut observed, Kind::Volume, "hub")
         .attrs
         .insert("size_gb".into(), Value::Int(10));
@@ -247,7 +253,9 @@ fn shrinking_a_volume_is_a_plan_error_at_its_line() {
 fn a_new_instance_reassociates_its_elastic_ip() {
     let desired = desired();
     let mut observed = converged(&desired);
-    observed.live.remove(&ResourceId::new(Kind::Instance, "hub"));
+    observed
+        .live
+        .remove(&ResourceId::new(Kind::Instance, "hub"));
     observed.live.remove(&ResourceId::new(Kind::Volume, "hub"));
     let plan = plan(&desired, &observed).expect("a plan");
     let eip = plan
@@ -289,5 +297,8 @@ fn creates_wait_for_their_dependencies_only() {
     assert_eq!(after(Kind::IamUser, "ec2-admin"), ["iam_group.EC2Admins"]);
     let mut instance = after(Kind::Instance, "hub");
     instance.sort();
-    assert_eq!(instance, ["key_pair.golden-key", "security_group.golden-sg"]);
+    assert_eq!(
+        instance,
+        ["key_pair.golden-key", "security_group.golden-sg"]
+    );
 }

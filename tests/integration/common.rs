@@ -1,0 +1,88 @@
+//! Shared steps of the integration tests: the example spec in a world's
+//! folder, running hubform and reading its result.
+
+#![allow(dead_code)] // not every test module uses every helper
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::world::{workspace_root, World};
+
+/// The manual's workshop, as committed in `specs/`.
+pub const EXAMPLE: &str = "specs/groundwater-workshop.yaml";
+/// The smaller example.
+pub const SMALL: &str = "specs/small-workshop.yaml";
+
+/// The text of a committed spec.
+pub fn spec_text(relative: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(relative))
+        .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
+}
+
+/// Writes `text` as `name` into the world's folder and returns its path.
+pub fn write_spec(world: &World, name: &str, text: &str) -> PathBuf {
+    let path = world.dir().join(name);
+    std::fs::write(&path, text).expect("write the spec");
+    path
+}
+
+/// Copies the example spec into the world's folder as `workshop.yaml`.
+pub fn example(world: &World) -> PathBuf {
+    write_spec(world, "workshop.yaml", &spec_text(EXAMPLE))
+}
+
+/// What a finished hubform run printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs a command to the end.
+pub fn run(mut cmd: Command) -> Run {
+    let out = cmd.output().expect("run hubform");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `hubform ARGS…` in the world, run to the end.
+pub fn hubform(world: &World, args: &[&str]) -> Run {
+    let mut cmd = world.hubform();
+    cmd.args(args);
+    run(cmd)
+}
+
+/// `hubform apply --auto-approve SPEC`, which must succeed.
+pub fn apply(world: &World, spec: &std::path::Path) -> Run {
+    let spec = spec.to_str().expect("a UTF-8 path");
+    hubform(world, &["apply", "--auto-approve", spec]).expect_code(0)
+}
+
+/// `hubform plan --detailed-exitcode SPEC`.
+pub fn plan(world: &World, spec: &std::path::Path) -> Run {
+    let spec = spec.to_str().expect("a UTF-8 path");
+    hubform(world, &["plan", "--detailed-exitcode", spec])
+}
+
+/// Actions that change something (not Describe/Get/List).
+pub fn is_mutating(action: &str) -> bool {
+    !["Describe", "Get", "List"]
+        .iter()
+        .any(|p| action.starts_with(p))
+}
