@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tracing::Instrument;
 
 use crate::model::ResourceId;
 use crate::plan::{Action, Change, Plan};
@@ -158,9 +159,8 @@ async fn run<'a, P: Provider>(
         resource = %change.id,
         action = ?change.action
     );
-    let _entered = span.enter();
     let start = Instant::now();
-    let result = provider.execute(change, progress).await;
+    let result = provider.execute(change, progress).instrument(span).await;
     (change.id.clone(), change.action, result, start.elapsed())
 }
 

@@ -15,6 +15,8 @@
 //! # Ok::<(), hubform_core::spec::SpecError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod apply;
 pub mod graph;
 pub mod journal;

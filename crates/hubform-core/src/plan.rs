@@ -176,6 +176,7 @@ pub fn plan(
     }
 
     tie_volumes_to_instances(desired, observed, &mut actions);
+    show_selected_images(desired, observed, &mut actions);
 
     for (id, live) in &observed.live {
         if id.kind != Kind::Image && desired.get(id).is_none() {
@@ -316,6 +317,39 @@ fn tie_volumes_to_instances(
             change.live = live.cloned();
         }
         actions.insert(volume.id.clone(), change);
+    }
+}
+
+/// A new instance shows the image its lookup selected, so that the plan
+/// says exactly what will boot.
+fn show_selected_images(
+    desired: &Desired,
+    observed: &Observed,
+    actions: &mut BTreeMap<ResourceId, Change>,
+) {
+    for change in actions.values_mut() {
+        if change.id.kind != Kind::Instance || change.action != Action::Create {
+            continue;
+        }
+        let image = desired
+            .get(&change.id)
+            .and_then(|r| r.deps.iter().find(|d| d.kind == Kind::Image))
+            .and_then(|id| observed.live.get(id));
+        let Some(image) = image else {
+            continue;
+        };
+        let name = match image.attrs.get("name") {
+            Some(Value::Str(name)) => format!(" ({name})"),
+            _ => String::new(),
+        };
+        change.diffs.push(Diff {
+            name: "ami".to_owned(),
+            old: None,
+            new: Some(Value::str(format!("{}{name}", image.cloud_id))),
+            forces_replace: false,
+            known_after_apply: false,
+        });
+        change.diffs.sort_by(|a, b| a.name.cmp(&b.name));
     }
 }
 
