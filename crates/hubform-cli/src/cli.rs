@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// Turn a teaching JupyterHub on AWS into a file in git.
 #[derive(Debug, Parser)]
-#[command(name = "hubform", version, about, long_about = None)]
+#[command(name = "hubform", version, long_about = None)]
+#[command(about = "Turn a teaching JupyterHub on AWS into a file in git")]
 #[command(after_help = "Examples:
   hubform validate specs/groundwater-workshop.yaml
   hubform plan specs/groundwater-workshop.yaml --profile work
