@@ -1,5 +1,6 @@
 //! Integration tests: the real hubform binary against a local AWS world.
 
+mod apply;
 mod common;
 mod world;
 mod world_smoke;
