@@ -2,5 +2,7 @@
 
 mod apply;
 mod common;
+mod drift;
+mod edits;
 mod world;
 mod world_smoke;
