@@ -35,6 +35,9 @@ JAMMY_AMD64_LATER_NAME_OLDER_DATE = "ami-07d25f8e1a9c4b3d0"
 JAMMY_AMD64_OTHER_OWNER = "ami-0c61a4d8e7f2b9035"
 JAMMY_ARM64_MISNAMED = "ami-05f8b2d6c3e1a7940"
 JAMMY_ARM64_NEWEST = "ami-0e9d4a6b1c7f3e582"
+# Ubuntu 24.04 for the smaller example spec.
+NOBLE = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-"
+NOBLE_AMD64_NEWEST = "ami-0b7e3c1d9f2a46058"
 
 
 def jammy(ami_id, name, owner, arch, created, description):
@@ -124,6 +127,20 @@ def jammy_entries():
     ]
 
 
+def noble_entries():
+    return [
+        jammy(
+            NOBLE_AMD64_NEWEST,
+            NOBLE + "20261115",
+            CANONICAL,
+            "x86_64",
+            "2026-11-15",
+            "Canonical, Ubuntu, 24.04 LTS, amd64 noble image build on "
+            "2026-11-15",
+        )
+    ]
+
+
 def moto_entries():
     """moto's built-in catalogue, as shipped in the installed package."""
     path = os.path.join(
@@ -137,7 +154,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: amis.py OUTPUT_FILE")
     out = sys.argv[1]
-    entries = moto_entries() + jammy_entries()
+    entries = moto_entries() + jammy_entries() + noble_entries()
     ids = [e["ami_id"] for e in entries]
     if len(ids) != len(set(ids)):
         sys.exit("amis.py: duplicate image ids in the catalogue")

@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use crate::common::{
     apply, example, hubform, is_mutating, plan, spec_text, write_spec, SMALL,
 };
-use crate::world::{amis, World, CANONICAL, REGION};
+use crate::world::{amis, World, REGION};
 
 const WORKSHOP: &str = "groundwater-central-asia";
 const IAM_PATH: &str = "/hubform/groundwater-central-asia/";
@@ -742,17 +742,7 @@ async fn destroy_removes_every_object_and_then_has_nothing_to_do() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn small_example_applies_and_then_plans_no_changes() {
-    // The catalogue holds no noble images: show one, as Canonical.
-    const NOBLE: &str = "ami-0b4d6e8f0a2c4e6a8";
     let world = World::start().await;
-    world.add_image_spec(serde_json::json!({
-        "image_id": NOBLE,
-        "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-\
-                 20260115",
-        "owner_id": CANONICAL,
-        "architecture": "x86_64",
-        "creation_date": "2026-01-15T00:00:00.000Z",
-    }));
     let spec = write_spec(&world, "small.yaml", &spec_text(SMALL));
     apply(&world, &spec);
 
@@ -769,9 +759,11 @@ async fn small_example_applies_and_then_plans_no_changes() {
         instance.instance_type().map(|t| t.as_str()),
         Some("t3.small")
     );
-    // moto launched a stand-in for the shown image; hubform's own record
-    // of what it launched from is the tag.
-    assert_eq!(tag(instance.tags(), "hubform:image"), Some(NOBLE));
+    assert_eq!(instance.image_id(), Some(amis::NOBLE_AMD64_NEWEST));
+    assert_eq!(
+        tag(instance.tags(), "hubform:image"),
+        Some(amis::NOBLE_AMD64_NEWEST)
+    );
     assert_eq!(tag(instance.tags(), "Name"), Some("python-intro-hub"));
     let eips = addresses(&ec2, "python-intro-bishkek").await;
     assert_eq!(eips.len(), 1, "one Elastic IP: {eips:?}");

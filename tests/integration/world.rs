@@ -43,6 +43,8 @@ pub mod amis {
     pub const JAMMY_ARM64_MISNAMED: &str = "ami-05f8b2d6c3e1a7940";
     /// The right answer for "newest Canonical jammy arm64".
     pub const JAMMY_ARM64_NEWEST: &str = "ami-0e9d4a6b1c7f3e582";
+    /// The Ubuntu 24.04 image the smaller example selects.
+    pub const NOBLE_AMD64_NEWEST: &str = "ami-0b7e3c1d9f2a46058";
 }
 
 /// One AWS call as the proxy saw it (`status` is 0 while in flight).
