@@ -1002,7 +1002,27 @@ def perform(call):
         "TerminateInstances",
     ):
         return after_start_stop(call, forward(call))
+    if call.action == "ModifyInstanceAttribute" and call.numbered("GroupId"):
+        return after_set_groups(call, forward(call))
     return forward(call)
+
+
+def after_set_groups(call, answer):
+    """AWS sets the groups of the instance's primary interface; moto 5.2.5
+    only adds the new ones there, so the old group would look in use."""
+    if answer.status != 200:
+        return answer
+    ec2 = STATE.client("ec2", call.region)
+    instance_id = call.param("InstanceId")
+    groups = call.numbered("GroupId")
+    for inst in all_instances(ec2, InstanceIds=[instance_id]):
+        for eni in inst.get("NetworkInterfaces", []):
+            if eni.get("Attachment", {}).get("DeviceIndex", 0) == 0:
+                ec2.modify_network_interface_attribute(
+                    NetworkInterfaceId=eni["NetworkInterfaceId"],
+                    Groups=groups,
+                )
+    return answer
 
 
 def handle_call(call):

@@ -88,14 +88,6 @@ async fn edit_volume_size_grows_and_never_shrinks() {
     assert_eq!(d.volume().await.size(), Some(30));
 }
 
-// moto 5.2.5's ModifyInstanceAttribute GroupId.N sets the instance's
-// groups but only adds them to its network interface, so the old group
-// stays in use there and the proxy's DependencyViolation rule refuses its
-// deletion forever. AWS replaces the primary interface's groups; the proxy
-// must do the same (ModifyNetworkInterfaceAttribute after the call) before
-// this test can pass.
-#[ignore = "needs the proxy to replace a network interface's groups on \
-            ModifyInstanceAttribute GroupId.N, as AWS does"]
 #[tokio::test(flavor = "multi_thread")]
 async fn edit_security_group_description_swaps_the_group() {
     const OLD: &str = "Security group for JupyterHub workshop";
