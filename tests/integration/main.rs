@@ -1,7 +1,9 @@
 //! Integration tests: the real hubform binary against a local AWS world.
 
 mod apply;
+mod cli;
 mod common;
+mod crash;
 mod drift;
 mod edits;
 mod world;

@@ -57,6 +57,11 @@ pub async fn observe(
     let mut ids = aws.ids.lock().unwrap_or_else(|p| p.into_inner());
     for (id, live) in &observed.live {
         ids.insert(id.clone(), live.cloud_id.clone());
+        // A create in flight is done once its object is seen by tag: a
+        // stale entry would reuse a spent token or wait for nothing.
+        if let Err(e) = aws.journal.clear(&id.to_string()) {
+            tracing::warn!(error = %e, "cannot clear a journal entry");
+        }
     }
     Ok(observed)
 }
