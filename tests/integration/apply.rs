@@ -587,6 +587,38 @@ async fn failed_launch_stops_only_its_dependents() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn iam_group_of_another_workshop_is_a_plan_error() {
+    let world = World::start().await;
+    let spec = example(&world);
+    world
+        .iam()
+        .await
+        .create_group()
+        .group_name("EC2Admins")
+        .path("/hubform/other-workshop/")
+        .send()
+        .await
+        .expect("a group of another workshop");
+
+    world.reset_requests();
+    let run = plan(&world, &spec).expect_code(1);
+    assert!(
+        run.stderr.contains("iam_group.EC2Admins")
+            && run.stderr.contains("other-workshop"),
+        "the error names the group and the workshop holding it:\n{}",
+        run.stderr
+    );
+    let spec_arg = spec.to_str().expect("a UTF-8 path");
+    hubform(&world, &["apply", "--auto-approve", spec_arg]).expect_code(1);
+    let mutating: Vec<_> = world
+        .requests()
+        .into_iter()
+        .filter(|r| is_mutating(&r.action))
+        .collect();
+    assert!(mutating.is_empty(), "nothing changed: {mutating:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn untagged_twin_security_group_is_reported_and_refused() {
     let world = World::start().await;
     let spec = example(&world);

@@ -326,18 +326,41 @@ async fn crash_after_run_instances_then_destroy_and_apply() {
     let spec_arg = spec.to_str().expect("a UTF-8 path");
     crate::common::hubform(&world, &["destroy", "--auto-approve", spec_arg])
         .expect_code(0);
-    // destroy keeps the spent access key's secret file; apply refuses to
-    // overwrite it.
-    std::fs::rename(
-        world.dir().join("keys/ec2-admin.credentials"),
-        world.dir().join("old.credentials"),
-    )
-    .expect("move the old access key file away");
     assert_eq!(workshop_instances(&world).await, vec![], "destroyed");
     apply(&world, &spec);
     let instances = workshop_instances(&world).await;
     assert_eq!(instances.len(), 1, "one new instance: {instances:?}");
     assert_eq!(addresses(&world).await.len(), 1, "one Elastic IP");
+    // destroy deleted the access key; its dead secret file is kept aside.
+    assert!(world.dir().join("keys/ec2-admin.credentials.old").exists());
+    assert!(world.dir().join("keys/ec2-admin.credentials").exists());
+}
+
+/// The instance of an interrupted launch terminated by hand before the
+/// re-run: the journal's token is spent, and apply launches anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_run_instances_then_instance_terminated_by_hand() {
+    let world = World::start().await;
+    let spec = example(&world);
+    let spec_arg = spec.to_str().expect("a UTF-8 path");
+    let mut cmd = world.hubform();
+    cmd.args(["apply", "--auto-approve", spec_arg]);
+    kill(world.spawn_paused(cmd, "after-run-instances"));
+
+    let launched = workshop_instances(&world).await;
+    assert_eq!(launched.len(), 1, "the launch happened: {launched:?}");
+    let ec2 = world.ec2().await;
+    ec2.terminate_instances()
+        .instance_ids(&launched[0].0)
+        .send()
+        .await
+        .expect("terminate by hand");
+
+    apply(&world, &spec);
+    let instances = workshop_instances(&world).await;
+    assert_eq!(instances.len(), 1, "one live instance: {instances:?}");
+    assert_ne!(instances[0].0, launched[0].0, "a new instance");
+    assert!(journal_entries(world.dir()).is_empty(), "journal closed");
 }
 
 /// The same for the Elastic IP: the new apply must not wait for the
@@ -348,13 +371,6 @@ async fn crash_after_allocate_address_then_destroy_and_apply() {
     let spec_arg = spec.to_str().expect("a UTF-8 path");
     crate::common::hubform(&world, &["destroy", "--auto-approve", spec_arg])
         .expect_code(0);
-    // destroy keeps the spent access key's secret file; apply refuses to
-    // overwrite it.
-    std::fs::rename(
-        world.dir().join("keys/ec2-admin.credentials"),
-        world.dir().join("old.credentials"),
-    )
-    .expect("move the old access key file away");
     assert_eq!(addresses(&world).await, vec![], "released");
     let started = std::time::Instant::now();
     apply(&world, &spec);

@@ -12,7 +12,7 @@ use hubform_core::pause::pause_point;
 use hubform_core::plan::{Action, Change};
 use hubform_core::provider::Failure;
 
-use crate::error::{failure, is};
+use crate::error::{checked, failure, is};
 use crate::tags::{self, filter};
 use crate::Aws;
 
@@ -138,14 +138,20 @@ async fn associate(
 ) -> Result<(), Failure> {
     let instance = ResourceId::new(Kind::Instance, &id.key);
     let instance_id = aws.cloud_id(&instance)?;
-    aws.ec2
-        .associate_address()
-        .allocation_id(allocation)
-        .instance_id(&instance_id)
-        .allow_reassociation(true)
-        .send()
-        .await
-        .map_err(|e| failure("AssociateAddress", &e))?;
+    let not_visible =
+        ["InvalidInstanceID.NotFound", "InvalidAllocationID.NotFound"];
+    aws.eventually(&not_visible, || async {
+        let sent = aws
+            .ec2
+            .associate_address()
+            .allocation_id(allocation)
+            .instance_id(&instance_id)
+            .allow_reassociation(true)
+            .send()
+            .await;
+        checked("AssociateAddress", sent)
+    })
+    .await?;
     Ok(())
 }
 

@@ -78,6 +78,45 @@ where
     Failure::new(format!("{call} failed: {detail}"))
 }
 
+/// A failed call: the AWS error code, when the service gave one, and the
+/// failure phrased for the user.
+#[derive(Debug)]
+pub struct CallError {
+    /// The AWS error code.
+    pub code: Option<String>,
+    /// What to tell the user.
+    pub failure: Failure,
+}
+
+impl CallError {
+    /// Whether the code is one of `codes`.
+    pub fn is(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Failure {
+        e.failure
+    }
+}
+
+/// The result of a call with its error reduced to a [`CallError`], so
+/// that calls of different operations can share retry and tolerance code.
+pub fn checked<T, E, R>(
+    call: &str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<T, CallError>
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: std::fmt::Debug,
+{
+    result.map_err(|e| CallError {
+        code: code(&e).map(str::to_owned),
+        failure: failure(call, &e),
+    })
+}
+
 /// Whether the error is one of `codes`.
 pub fn is<E, R>(err: &SdkError<E, R>, codes: &[&str]) -> bool
 where

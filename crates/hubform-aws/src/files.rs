@@ -4,24 +4,9 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hubform_core::provider::Failure;
-
-/// Resolves a spec path: `~/` from `$HOME`, relative from `base`.
-pub fn resolve(base: &Path, path: &str) -> PathBuf {
-    if let Some(rest) = path.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
-    }
-    let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        base.join(p)
-    }
-}
 
 /// Creates `path` with `mode`, failing if it exists, writes `contents`
 /// and syncs the file and its folder.

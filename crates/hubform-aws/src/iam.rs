@@ -3,13 +3,15 @@
 //! whose they are.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use hubform_core::model::{Resource, Value};
+use hubform_core::model::Value;
 use hubform_core::plan::{Action, Change};
 use hubform_core::provider::Failure;
 
+use crate::error::checked;
 use crate::error::{failure, is};
-use crate::{files, tags, Aws};
+use crate::{desired, files, tags, Aws};
 
 /// The set an attribute changes from and to, for set diffs.
 fn set_change(
@@ -29,13 +31,6 @@ fn set_change(
             .map(|a| &a.value),
     );
     (old, new)
-}
-
-fn desired(change: &Change) -> Result<&Resource, Failure> {
-    change
-        .desired
-        .as_ref()
-        .ok_or_else(|| Failure::new("internal: no desired resource"))
 }
 
 pub async fn group(aws: &Aws, change: &Change) -> Result<String, Failure> {
@@ -58,13 +53,18 @@ pub async fn group(aws: &Aws, change: &Change) -> Result<String, Failure> {
             }
             let (old, new) = set_change(change, "policies");
             for arn in new.difference(&old) {
-                aws.iam
-                    .attach_group_policy()
-                    .group_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| failure("AttachGroupPolicy", &e))?;
+                // A group created a moment ago may not be visible yet.
+                aws.eventually(&["NoSuchEntity"], || async {
+                    let sent = aws
+                        .iam
+                        .attach_group_policy()
+                        .group_name(name)
+                        .policy_arn(arn)
+                        .send()
+                        .await;
+                    checked("AttachGroupPolicy", sent)
+                })
+                .await?;
             }
             for arn in old.difference(&new) {
                 detach_group_policy(aws, name, arn).await?;
@@ -147,13 +147,17 @@ pub async fn user(aws: &Aws, change: &Change) -> Result<String, Failure> {
 
     let (old, new) = set_change(change, "groups");
     for group in new.difference(&old) {
-        aws.iam
-            .add_user_to_group()
-            .group_name(group)
-            .user_name(name)
-            .send()
-            .await
-            .map_err(|e| failure("AddUserToGroup", &e))?;
+        aws.eventually(&["NoSuchEntity"], || async {
+            let sent = aws
+                .iam
+                .add_user_to_group()
+                .group_name(group)
+                .user_name(name)
+                .send()
+                .await;
+            checked("AddUserToGroup", sent)
+        })
+        .await?;
     }
     for group in old.difference(&new) {
         remove_from_group(aws, name, group).await?;
@@ -188,12 +192,19 @@ async fn create_access_key(
     file: &str,
 ) -> Result<String, Failure> {
     let path = aws.resolve(file);
+    let mut what = String::new();
     if path.exists() {
-        return Err(Failure::new(format!(
-            "the access key file {} already exists but the user has no \
-             access key; move the file away and apply again",
-            path.display()
-        )));
+        // The user has no access key, so the file's key was deleted (by
+        // destroy, or by hand) and its secret is dead. Keep it aside
+        // rather than overwrite it.
+        let aside = PathBuf::from(format!("{}.old", path.display()));
+        std::fs::rename(&path, &aside).map_err(|e| {
+            Failure::new(format!(
+                "cannot move the stale access key file {} aside: {e}",
+                path.display()
+            ))
+        })?;
+        what = format!("; the stale key file moved to {file}.old");
     }
     let out = aws
         .iam
@@ -212,7 +223,7 @@ async fn create_access_key(
     );
     files::write_new(&path, 0o600, contents.as_bytes())?;
     Ok(format!(
-        "access key {} written to {file}",
+        "access key {} written to {file}{what}",
         key.access_key_id()
     ))
 }

@@ -18,20 +18,9 @@ use hubform_core::provider::{Failure, Progress};
 use crate::error::{failure, is};
 use crate::security_group::{group_ids, set_groups};
 use crate::tags::{self, filter};
-use crate::Aws;
+use crate::{changed, desired, Aws};
 
 const NOT_FOUND: &[&str] = &["InvalidInstanceID.NotFound"];
-
-fn desired(change: &Change) -> Result<&Resource, Failure> {
-    change
-        .desired
-        .as_ref()
-        .ok_or_else(|| Failure::new("internal: no desired resource"))
-}
-
-fn changed(change: &Change, name: &str) -> bool {
-    change.diffs.iter().any(|d| d.name == name)
-}
 
 pub async fn execute(
     aws: &Aws,
@@ -101,32 +90,12 @@ async fn create(
     let mut volume_tags = tags::owner_tags(&aws.workshop, &volume_id);
     volume_tags.push(tags::tag("Name", name));
 
-    // The token goes to disk before the call: a re-run reuses it.
-    let key = id.to_string();
-    let token = match aws.journal.get(&key) {
-        Some(entry) => entry.token,
-        None => {
-            let token = new_token(&aws.workshop, id);
-            aws.journal
-                .put(
-                    &key,
-                    Entry {
-                        call: "RunInstances".into(),
-                        token: token.clone(),
-                        started: journal::now(),
-                    },
-                )
-                .map_err(|e| Failure::new(e.to_string()))?;
-            token
-        }
-    };
-
     let ebs = EbsBlockDevice::builder()
         .volume_size(size)
         .volume_type(VolumeType::from(volume_type.as_str()))
         .delete_on_termination(true)
         .build();
-    let out = aws
+    let launch = aws
         .ec2
         .run_instances()
         .image_id(&image_id)
@@ -137,7 +106,6 @@ async fn create(
         .set_security_group_ids(Some(groups))
         .min_count(1)
         .max_count(1)
-        .client_token(&token)
         .block_device_mappings(
             BlockDeviceMapping::builder()
                 .device_name(device)
@@ -145,17 +113,47 @@ async fn create(
                 .build(),
         )
         .tag_specifications(tags::spec(ResourceType::Instance, instance_tags))
-        .tag_specifications(tags::spec(ResourceType::Volume, volume_tags))
-        .send()
-        .await
-        .map_err(|e| failure("RunInstances", &e))?;
-    let instance_id = out
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .ok_or_else(|| Failure::new("RunInstances returned no instance"))?
-        .to_owned();
-    pause_point("after-run-instances");
+        .tag_specifications(tags::spec(ResourceType::Volume, volume_tags));
+
+    let key = id.to_string();
+    let mut instance_id = String::new();
+    for _ in 0..2 {
+        // The token goes to disk before the call: a re-run reuses it, and
+        // EC2 answers a reused token with the first launch's instance.
+        let (token, reused) = journal_token(aws, id)?;
+        let out = launch
+            .clone()
+            .client_token(&token)
+            .send()
+            .await
+            .map_err(|e| failure("RunInstances", &e))?;
+        instance_id = out
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .ok_or_else(|| Failure::new("RunInstances returned no instance"))?
+            .to_owned();
+        pause_point("after-run-instances");
+
+        // The interrupted launch's instance was terminated since: the
+        // token is spent, launch anew with a fresh one.
+        let state = state_of(aws, &instance_id).await?;
+        let gone =
+            matches!(state.as_deref(), Some("terminated" | "shutting-down"));
+        if !(reused && gone) {
+            break;
+        }
+        progress.report(
+            id,
+            &format!(
+                "{instance_id}, launched by an interrupted run, is gone; \
+                 launching anew"
+            ),
+        );
+        aws.journal
+            .clear(&key)
+            .map_err(|e| Failure::new(e.to_string()))?;
+    }
 
     progress
         .report(id, &format!("{instance_id} launched, waiting for running"));
@@ -165,6 +163,28 @@ async fn create(
         .map_err(|e| Failure::new(e.to_string()))?;
     aws.remember(id, &instance_id);
     Ok(format!("{instance_id} from {image_id}"))
+}
+
+/// The client token of `id`'s launch: the journal's, when an earlier run
+/// was interrupted (`true`), else a new one written to the journal first.
+fn journal_token(
+    aws: &Aws,
+    id: &ResourceId,
+) -> Result<(String, bool), Failure> {
+    let key = id.to_string();
+    if let Some(entry) = aws.journal.get(&key) {
+        return Ok((entry.token, true));
+    }
+    let token = new_token(&aws.workshop, id);
+    let entry = Entry {
+        call: "RunInstances".into(),
+        token: token.clone(),
+        started: journal::now(),
+    };
+    aws.journal
+        .put(&key, entry)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    Ok((token, false))
 }
 
 /// A client token unique to this attempt, at most 64 characters.

@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use hubform_core::graph::Desired;
 use hubform_core::journal::Journal;
-use hubform_core::model::{Kind, Observed, ResourceId};
-use hubform_core::plan::{Action, Change};
+use hubform_core::model::{Kind, Observed, Resource, ResourceId};
+use hubform_core::plan::Change;
 use hubform_core::provider::{Failure, Progress, Provider};
 
 mod address;
@@ -113,7 +113,7 @@ impl Aws {
 
     /// A path from the spec, resolved from the spec's folder.
     fn resolve(&self, path: &str) -> PathBuf {
-        files::resolve(&self.base_dir, path)
+        hubform_core::spec::resolve_path(&self.base_dir, path)
     }
 
     fn remember(&self, id: &ResourceId, cloud_id: &str) {
@@ -132,6 +132,36 @@ impl Aws {
         ids.get(id).cloned().ok_or_else(|| {
             Failure::new(format!("{id} has no live object to refer to"))
         })
+    }
+
+    /// Runs `call` again while it fails with one of `codes`: errors that
+    /// mean an object created a moment ago is not visible yet (AWS is
+    /// eventually consistent). Bounded by the retry attempts.
+    async fn eventually<T, F, Fut>(
+        &self,
+        codes: &[&str],
+        mut call: F,
+    ) -> Result<T, error::CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, error::CallError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.is(codes) && attempt < self.settings.max_attempts =>
+                {
+                    let backoff = self.settings.base_backoff
+                        * 2u32.pow(attempt.min(5))
+                        + self.settings.poll;
+                    tracing::debug!(code = ?e.code, attempt, "not visible yet");
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Polls `check` until it returns `Some`, reporting progress, or fails
@@ -169,6 +199,18 @@ impl Aws {
     }
 }
 
+/// What the spec wants of a change's resource (creates and updates).
+fn desired(change: &Change) -> Result<&Resource, Failure> {
+    change.desired.as_ref().ok_or_else(|| {
+        Failure::new(format!("internal: {} has no desired state", change.id))
+    })
+}
+
+/// Whether the change touches attribute `name`.
+fn changed(change: &Change, name: &str) -> bool {
+    change.diffs.iter().any(|d| d.name == name)
+}
+
 impl Provider for Aws {
     async fn observe(&self, desired: &Desired) -> Result<Observed, Failure> {
         observe::observe(self, desired).await
@@ -179,21 +221,18 @@ impl Provider for Aws {
         change: &Change,
         progress: &dyn Progress,
     ) -> Result<String, Failure> {
-        let id = &change.id;
-        match (id.kind, change.action) {
-            (Kind::IamGroup, _) => iam::group(self, change).await,
-            (Kind::IamUser, _) => iam::user(self, change).await,
-            (Kind::KeyPair, _) => key_pair::execute(self, change).await,
-            (Kind::SecurityGroup, _) => {
+        match change.id.kind {
+            Kind::IamGroup => iam::group(self, change).await,
+            Kind::IamUser => iam::user(self, change).await,
+            Kind::KeyPair => key_pair::execute(self, change).await,
+            Kind::SecurityGroup => {
                 security_group::execute(self, change, progress).await
             }
-            (Kind::Instance, _) => {
-                instance::execute(self, change, progress).await
-            }
-            (Kind::Volume, _) => instance::volume(self, change).await,
-            (Kind::ElasticIp, _) => address::execute(self, change).await,
-            (Kind::Image, Action::Create | Action::Update) => Ok(String::new()),
-            (Kind::Image, _) => Ok(String::new()),
+            Kind::Instance => instance::execute(self, change, progress).await,
+            Kind::Volume => instance::volume(self, change).await,
+            Kind::ElasticIp => address::execute(self, change).await,
+            // Lookups only read; the planner never changes them.
+            Kind::Image => Ok(String::new()),
         }
     }
 }

@@ -10,7 +10,7 @@ use hubform_core::plan::{Action, Change};
 use hubform_core::provider::{Failure, Progress};
 use hubform_core::rule::Rule;
 
-use crate::error::{failure, is};
+use crate::error::{checked, failure, is};
 use crate::observe::describe_instances;
 use crate::tags::{self, filter};
 use crate::Aws;
@@ -142,49 +142,34 @@ async fn authorize(
     rules: &[Rule],
 ) -> Result<(), Failure> {
     for rule in rules {
-        let p = permission(rule);
-        // A group just created may not be visible yet: retry NotFound.
-        let mut attempt = 0;
-        loop {
-            let result = if egress {
-                aws.ec2
-                    .authorize_security_group_egress()
-                    .group_id(group_id)
-                    .ip_permissions(p.clone())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            is(&e, ALREADY_THERE),
-                            is(&e, &["InvalidGroup.NotFound"]),
-                            failure("AuthorizeSecurityGroupEgress", &e),
-                        )
-                    })
-            } else {
-                aws.ec2
-                    .authorize_security_group_ingress()
-                    .group_id(group_id)
-                    .ip_permissions(p.clone())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            is(&e, ALREADY_THERE),
-                            is(&e, &["InvalidGroup.NotFound"]),
-                            failure("AuthorizeSecurityGroupIngress", &e),
-                        )
-                    })
-            };
-            match result {
-                Ok(()) | Err((true, _, _)) => break,
-                Err((_, true, _)) if attempt < aws.settings.max_attempts => {
-                    attempt += 1;
-                    tokio::time::sleep(aws.settings.poll).await;
+        // A group created a moment ago may not be visible yet.
+        let result = aws
+            .eventually(&["InvalidGroup.NotFound"], || async {
+                let p = permission(rule);
+                if egress {
+                    let sent = aws
+                        .ec2
+                        .authorize_security_group_egress()
+                        .group_id(group_id)
+                        .ip_permissions(p)
+                        .send()
+                        .await;
+                    checked("AuthorizeSecurityGroupEgress", sent).map(drop)
+                } else {
+                    let sent = aws
+                        .ec2
+                        .authorize_security_group_ingress()
+                        .group_id(group_id)
+                        .ip_permissions(p)
+                        .send()
+                        .await;
+                    checked("AuthorizeSecurityGroupIngress", sent).map(drop)
                 }
-                Err((_, _, f)) => return Err(f),
-            }
+            })
+            .await;
+        match result {
+            Err(e) if !e.is(ALREADY_THERE) => return Err(e.failure),
+            _ => {}
         }
     }
     Ok(())
@@ -198,40 +183,30 @@ async fn revoke(
 ) -> Result<(), Failure> {
     for rule in rules {
         let p = permission(rule);
-        // AWS answers success with UnknownIpPermissions for a rule that is
-        // not there; other implementations answer NotFound. Both: gone.
         let result = if egress {
-            aws.ec2
+            let sent = aws
+                .ec2
                 .revoke_security_group_egress()
                 .group_id(group_id)
                 .ip_permissions(p)
                 .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (
-                        is(&e, ALREADY_GONE),
-                        failure("RevokeSecurityGroupEgress", &e),
-                    )
-                })
+                .await;
+            checked("RevokeSecurityGroupEgress", sent).map(drop)
         } else {
-            aws.ec2
+            let sent = aws
+                .ec2
                 .revoke_security_group_ingress()
                 .group_id(group_id)
                 .ip_permissions(p)
                 .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (
-                        is(&e, ALREADY_GONE),
-                        failure("RevokeSecurityGroupIngress", &e),
-                    )
-                })
+                .await;
+            checked("RevokeSecurityGroupIngress", sent).map(drop)
         };
+        // AWS answers success with UnknownIpPermissions for a rule that is
+        // not there; other implementations answer NotFound. Both: gone.
         match result {
-            Ok(()) | Err((true, _)) => {}
-            Err((false, f)) => return Err(f),
+            Err(e) if !e.is(ALREADY_GONE) => return Err(e.failure),
+            _ => {}
         }
     }
     Ok(())

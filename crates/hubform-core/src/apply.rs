@@ -9,7 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
 use crate::model::ResourceId;
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{tally, Action, Change, Plan};
 use crate::provider::{Failure, Progress, Provider};
 
 /// How one change ended.
@@ -40,22 +40,11 @@ impl Report {
 
     /// Counts of added, changed and destroyed resources that succeeded.
     pub fn counts(&self) -> (usize, usize, usize) {
-        let mut counts = (0, 0, 0);
-        for (_, action, outcome) in &self.outcomes {
-            if !matches!(outcome, Outcome::Done(_)) {
-                continue;
-            }
-            match action {
-                Action::Create => counts.0 += 1,
-                Action::Update => counts.1 += 1,
-                Action::Replace => {
-                    counts.0 += 1;
-                    counts.2 += 1;
-                }
-                Action::Delete => counts.2 += 1,
-            }
-        }
-        counts
+        let done = self
+            .outcomes
+            .iter()
+            .filter(|(_, _, outcome)| matches!(outcome, Outcome::Done(_)));
+        tally(done.map(|(_, action, _)| *action))
     }
 }
 

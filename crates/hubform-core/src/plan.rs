@@ -113,25 +113,31 @@ impl Plan {
     /// Counts to add, to change and to destroy, as Terraform counts them
     /// (a replace adds one and destroys one).
     pub fn counts(&self) -> (usize, usize, usize) {
-        let mut counts = (0, 0, 0);
-        for c in &self.changes {
-            match c.action {
-                Action::Create => counts.0 += 1,
-                Action::Update => counts.1 += 1,
-                Action::Replace => {
-                    counts.0 += 1;
-                    counts.2 += 1;
-                }
-                Action::Delete => counts.2 += 1,
-            }
-        }
-        counts
+        tally(self.changes.iter().map(|c| c.action))
     }
 
     /// The change of one resource, if any.
     pub fn change(&self, id: &ResourceId) -> Option<&Change> {
         self.changes.iter().find(|c| &c.id == id)
     }
+}
+
+/// Counts to add, to change and to destroy of some actions, as Terraform
+/// counts them: a replace adds one and destroys one.
+pub fn tally(actions: impl Iterator<Item = Action>) -> (usize, usize, usize) {
+    let mut counts = (0, 0, 0);
+    for action in actions {
+        match action {
+            Action::Create => counts.0 += 1,
+            Action::Update => counts.1 += 1,
+            Action::Replace => {
+                counts.0 += 1;
+                counts.2 += 1;
+            }
+            Action::Delete => counts.2 += 1,
+        }
+    }
+    counts
 }
 
 /// Plans the changes from `observed` to `desired`.

@@ -44,17 +44,7 @@ impl Loaded {
     /// `$HOME`, a relative path from the spec's folder, an absolute path
     /// as written. Without `$HOME`, `~/…` is taken as written.
     pub fn resolve(&self, p: &str) -> PathBuf {
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-        match (p.strip_prefix('~'), home) {
-            (Some(""), Some(home)) => PathBuf::from(home),
-            (Some(rest), Some(home)) if rest.starts_with('/') => {
-                PathBuf::from(home).join(rest.trim_start_matches('/'))
-            }
-            (Some(rest), None) if rest.is_empty() || rest.starts_with('/') => {
-                PathBuf::from(p)
-            }
-            _ => self.dir.join(p),
-        }
+        resolve_path(&self.dir, p)
     }
 
     /// Refuses a `--region` other than the spec's; see [`check_region`].
@@ -63,6 +53,23 @@ impl Loaded {
         cli_region: Option<&str>,
     ) -> Result<(), SpecError> {
         check_region(&self.spec, &self.file(), cli_region)
+    }
+}
+
+/// Where a path written in a spec whose folder is `dir` points: `~` and
+/// `~/…` from `$HOME`, a relative path from `dir`, an absolute path as
+/// written. Without `$HOME`, `~/…` is taken as written.
+pub fn resolve_path(dir: &Path, p: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match (p.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => PathBuf::from(home),
+        (Some(rest), Some(home)) if rest.starts_with('/') => {
+            PathBuf::from(home).join(rest.trim_start_matches('/'))
+        }
+        (Some(rest), None) if rest.is_empty() || rest.starts_with('/') => {
+            PathBuf::from(p)
+        }
+        _ => dir.join(p),
     }
 }
 

@@ -41,7 +41,9 @@ pub(crate) mod tests;
 
 pub use cidr::Cidr;
 pub use error::{Diagnostic, Diagnostics, SpecError};
-pub use load::{load, parse, parse_bytes, Loaded, MAX_SPEC_BYTES};
+pub use load::{
+    load, parse, parse_bytes, resolve_path, Loaded, MAX_SPEC_BYTES,
+};
 pub use schema::{json_schema, SCHEMA_ID};
 pub use types::{
     Dns, Iam, IamGroup, IamUser, Image, KeyPair, Port, Pos, Resources,
