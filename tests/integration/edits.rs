@@ -173,3 +173,77 @@ async fn edit_security_group_description_swaps_the_group() {
 
 /// The example's security group name.
 const GROUP_NAME: &str = "workshop-sg";
+
+/// The state name and type of the workshop's instance.
+async fn state_and_type(d: &crate::drift::Deployed) -> (String, String) {
+    let i = d.instance().await;
+    (
+        i.state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
+        i.instance_type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edit_to_an_unknown_instance_type_stops_nothing() {
+    let d = deployed().await;
+    d.edit_spec("type: t3.xlarge", "type: t3.largee");
+    d.world.reset_requests();
+    let spec = d.spec.to_str().expect("a UTF-8 path");
+    let run =
+        crate::common::hubform(&d.world, &["apply", "--auto-approve", spec])
+            .expect_code(1);
+    assert!(
+        run.stdout.contains("t3.largee does not exist")
+            && run.stdout.contains("nothing was stopped"),
+        "{}",
+        run.stdout
+    );
+    assert!(d.world.count("StopInstances") == 0, "no stop");
+    assert_eq!(
+        state_and_type(&d).await,
+        ("running".to_owned(), "t3.xlarge".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_type_change_starts_the_instance_again() {
+    let d = deployed().await;
+    d.edit_spec("type: t3.xlarge", "type: t3.large");
+    d.world
+        .fault("ModifyInstanceAttribute", "Unsupported", 400, 10);
+    let spec = d.spec.to_str().expect("a UTF-8 path");
+    let run =
+        crate::common::hubform(&d.world, &["apply", "--auto-approve", spec])
+            .expect_code(1);
+    assert!(
+        run.stdout.contains("Unsupported")
+            && run.stdout.contains("runs again with its old type"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        state_and_type(&d).await,
+        ("running".to_owned(), "t3.xlarge".to_owned())
+    );
+    assert_eq!(d.world.count("StartInstances"), 1, "started again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_the_server_is_a_plan_error() {
+    let d = deployed().await;
+    d.edit_spec("device: /dev/sda1", "device: /dev/xvda");
+    d.world.reset_requests();
+    let run = d.plan().expect_code(1);
+    assert!(
+        run.stderr.contains("instance.hub")
+            && run.stderr.contains("would replace the server"),
+        "{}",
+        run.stderr
+    );
+    assert!(d.mutating_calls().is_empty());
+}

@@ -110,7 +110,16 @@ pub async fn load(
         .retry_config(retry)
         .timeout_config(timeouts);
     if let Some(profile) = &options.profile {
-        loader = loader.profile_name(profile);
+        // `--profile` must win over credentials in the environment, as it
+        // does in the AWS CLI: the default chain would look at
+        // AWS_ACCESS_KEY_ID first and use another account.
+        let credentials =
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build();
+        loader = loader
+            .profile_name(profile)
+            .credentials_provider(credentials);
     }
     if let Some(url) = &options.endpoint_url {
         loader = loader.endpoint_url(url);
@@ -119,7 +128,12 @@ pub async fn load(
 
     if options.loopback_only {
         for service in ["EC2", "IAM", "STS"] {
-            check_loopback(service, endpoint_of(&config, service))?;
+            // A URL given on the command line wins over every other source.
+            let url = options
+                .endpoint_url
+                .clone()
+                .or_else(|| endpoint_of(&config, service));
+            check_loopback(service, url)?;
         }
     }
 
@@ -129,11 +143,37 @@ pub async fn load(
         ));
     };
     use aws_credential_types::provider::ProvideCredentials;
-    provider
-        .provide_credentials()
-        .await
-        .map_err(|e| AwsError::Credentials(crate::error::chain(&e)))?;
+    provider.provide_credentials().await.map_err(|e| {
+        let hint = match &options.profile {
+            Some(p) => format!(
+                "check that profile {p} exists in ~/.aws/config or \
+                 ~/.aws/credentials (for SSO, run `aws sso login --profile \
+                 {p}`)"
+            ),
+            None => "pass --profile NAME, set AWS_PROFILE, or set \
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                .to_owned(),
+        };
+        AwsError::Credentials(format!("{hint} ({})", crate::error::chain(&e)))
+    })?;
     Ok(config)
+}
+
+/// Reads `HUBFORM_LOOPBACK_ONLY`: on for `1`, `true`, `yes`, `on`; off when
+/// unset or `0`, `false`, `no`, `off`, empty. Anything else is an error: a
+/// safety switch must not turn itself off on a typo.
+pub fn loopback_only_from_env() -> Result<bool, AwsError> {
+    let Ok(value) = std::env::var(LOOPBACK_ENV) else {
+        return Ok(false);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(AwsError::NotLoopback(format!(
+            "{LOOPBACK_ENV}={other:?} is neither on (1, true) nor off (0, \
+             false)"
+        ))),
+    }
 }
 
 /// The endpoint a service will use: its own override (environment or

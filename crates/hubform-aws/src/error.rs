@@ -13,8 +13,9 @@ pub enum AwsError {
     /// The credentials could not be resolved (profile, SSO, process).
     #[error("cannot load AWS credentials: {0}")]
     Credentials(String),
-    /// `HUBFORM_LOOPBACK_ONLY=1` and an endpoint is not loopback.
-    #[error("HUBFORM_LOOPBACK_ONLY=1: {0}; nothing was sent")]
+    /// `HUBFORM_LOOPBACK_ONLY` is on and an endpoint is not loopback (or
+    /// the switch itself is unreadable).
+    #[error("HUBFORM_LOOPBACK_ONLY: {0}; nothing was sent")]
     NotLoopback(String),
 }
 

@@ -15,7 +15,7 @@ use hubform_core::pause::pause_point;
 use hubform_core::plan::{Action, Change};
 use hubform_core::provider::{Failure, Progress};
 
-use crate::error::{failure, is};
+use crate::error::{self, failure, is};
 use crate::security_group::{group_ids, set_groups};
 use crate::tags::{self, filter};
 use crate::{changed, desired, Aws};
@@ -331,6 +331,26 @@ async fn change_type(
     new_type: &str,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
+    // A type EC2 does not know would leave the server stopped: ask first.
+    let known = aws
+        .ec2
+        .describe_instance_types()
+        .instance_types(InstanceType::from(new_type))
+        .send()
+        .await;
+    if let Err(e) = known {
+        if error::code(&e).is_some_and(|c| c.starts_with("InvalidInstanceType"))
+            || is(&e, &["InvalidParameterValue"])
+        {
+            return Err(Failure::new(format!(
+                "the instance type {new_type} does not exist in this Region; \
+                 nothing was stopped: fix the type in the spec"
+            )));
+        }
+        tracing::debug!(error = %failure("DescribeInstanceTypes", &e),
+            "cannot check the instance type; going on");
+    }
+
     let state = state_of(aws, instance_id).await?.unwrap_or_default();
     let was_running = state != "stopped";
     if was_running {
@@ -345,7 +365,8 @@ async fn change_type(
         wait_state(aws, id, instance_id, "stopped").await?;
     }
 
-    aws.ec2
+    let modified = aws
+        .ec2
         .modify_instance_attribute()
         .instance_id(instance_id)
         .instance_type(
@@ -355,7 +376,35 @@ async fn change_type(
         )
         .send()
         .await
-        .map_err(|e| failure("ModifyInstanceAttribute", &e))?;
+        .map_err(|e| failure("ModifyInstanceAttribute", &e));
+    if let Err(refused) = modified {
+        // Never leave the hub down: start it again with its old type.
+        if was_running {
+            progress.report(id, &format!("starting {instance_id} again"));
+            let restarted = aws
+                .ec2
+                .start_instances()
+                .instance_ids(instance_id)
+                .send()
+                .await;
+            if let Err(e) = restarted {
+                return Err(Failure::new(format!(
+                    "{refused}; starting it again also failed ({}): the \
+                     instance is stopped",
+                    failure("StartInstances", &e)
+                )));
+            }
+            wait_state(aws, id, instance_id, "running").await?;
+        }
+        let now = if was_running {
+            "runs again"
+        } else {
+            "stays stopped"
+        };
+        return Err(Failure::new(format!(
+            "{refused}; the instance {now} with its old type"
+        )));
+    }
 
     if was_running {
         progress.report(id, &format!("starting {instance_id} as {new_type}"));

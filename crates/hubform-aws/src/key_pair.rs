@@ -108,7 +108,8 @@ async fn create(aws: &Aws, change: &Change) -> Result<String, Failure> {
         Err(e) if is(&e, &["InvalidKeyPair.Duplicate"]) => {
             return Err(Failure::new(format!(
                 "ImportKeyPair failed: a key pair named {name} already \
-                 exists without hubform's tags; rename or delete it by hand"
+                 exists (made by hand, or by another hubform run at the \
+                 same time); run `hubform plan` to see which"
             )))
         }
         Err(e) => return Err(failure("ImportKeyPair", &e)),

@@ -273,8 +273,9 @@ fn key_file_notes(
             text: format!(
                 "the private key file {file} is missing; the key pair \
                  still exists in AWS, but SSH to its servers will fail: \
-                 restore the file, or delete the key pair in AWS so that \
-                 apply imports a new one"
+                 restore the file from a backup (a new key pair would only \
+                 reach new servers: running ones keep the key they were \
+                 launched with)"
             ),
         }),
         Ok(Some(public)) => {
@@ -629,8 +630,8 @@ async fn look_for_lookalikes(
                 ResourceId::new(Kind::SecurityGroup, name),
                 format!(
                     "a security group named {name} ({}) exists without \
-                     hubform's tags; apply will not create a twin: rename \
-                     or delete it by hand",
+                     hubform's tags; apply will not create a twin: delete \
+                     it by hand, or name this group differently in the spec",
                     g.group_id().unwrap_or("?")
                 ),
             );

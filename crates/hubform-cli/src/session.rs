@@ -48,8 +48,7 @@ pub async fn open(args: &AwsArgs) -> Result<Session, CliError> {
         profile: args.profile.clone(),
         endpoint_url: args.endpoint_url.clone(),
         region: desired.region.clone(),
-        loopback_only: std::env::var(hubform_aws::connect::LOOPBACK_ENV)
-            .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        loopback_only: hubform_aws::connect::loopback_only_from_env()?,
     };
     let aws = Aws::connect(
         &options,

@@ -391,6 +391,15 @@ fn server_resources(
         )
         .dep(image_id)
         .dep(ResourceId::new(Kind::KeyPair, &s.key_pair.value));
+    if let Some(dns) = &s.dns {
+        // Shown by `output`; the host layer will check it resolves.
+        instance = instance.attr(
+            "dns_name",
+            text(&dns.value.name),
+            Policy::Local,
+            dns.pos,
+        );
+    }
     if !s.tags.is_empty() {
         let tags = s.tags.iter().map(|(k, v)| format!("{k}={v}"));
         instance =

@@ -156,7 +156,10 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Set(items) => {
                 let items: Vec<String> =
-                    items.iter().map(|i| format!("{i:?}")).collect();
+                    crate::plan::render::natural_order(items.iter())
+                        .into_iter()
+                        .map(|i| format!("{i:?}"))
+                        .collect();
                 write!(f, "[{}]", items.join(", "))
             }
             Value::Ref(id) => write!(f, "{id}"),

@@ -190,6 +190,7 @@ pub fn plan(
         }
     }
 
+    errors.extend(refuse_server_replacements(&actions));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -204,9 +205,10 @@ pub fn plan(
             })
         })
         .collect();
-    let changes = order_changes(desired, actions);
     let mut notes = observed.notes.clone();
+    notes.extend(downtime_notes(&actions));
     notes.sort();
+    let changes = order_changes(desired, actions);
     Ok(Plan {
         changes,
         notes,
@@ -296,6 +298,56 @@ fn diff_resource(
         diffs,
         after: Vec::new(),
     }))
+}
+
+/// Replacing a server terminates it and loses its disk. Until replacement
+/// is guarded (with a backup first), it is a plan error that names what
+/// forces it.
+fn refuse_server_replacements(
+    actions: &BTreeMap<ResourceId, Change>,
+) -> Vec<PlanError> {
+    let mut errors = Vec::new();
+    for change in actions.values() {
+        if change.id.kind != Kind::Instance || change.action != Action::Replace
+        {
+            continue;
+        }
+        let forcing: Vec<&Diff> =
+            change.diffs.iter().filter(|d| d.forces_replace).collect();
+        let names: Vec<&str> =
+            forcing.iter().map(|d| d.name.as_str()).collect();
+        let pos = forcing
+            .first()
+            .and_then(|d| change.desired.as_ref()?.attrs.get(&d.name))
+            .map_or(Pos::default(), |a| a.pos);
+        errors.push(PlanError {
+            id: change.id.clone(),
+            pos,
+            message: format!(
+                "changing {} would replace the server and lose everything \
+                 on its disk; hubform does not replace servers: change it \
+                 back, or destroy the workshop and apply it again",
+                names.join(", ")
+            ),
+        });
+    }
+    errors
+}
+
+/// Changes that interrupt the workshop deserve a word in the plan.
+fn downtime_notes(actions: &BTreeMap<ResourceId, Change>) -> Vec<Note> {
+    actions
+        .values()
+        .filter(|c| c.id.kind == Kind::Instance && c.action == Action::Update)
+        .filter(|c| c.diffs.iter().any(|d| d.name == "type"))
+        .map(|c| Note {
+            id: c.id.clone(),
+            text: "a new type means stopping and starting the instance: \
+                   the hub is down for a few minutes and running notebooks \
+                   are lost"
+                .to_owned(),
+        })
+        .collect()
 }
 
 /// A root volume lives and dies with its instance: when the instance is

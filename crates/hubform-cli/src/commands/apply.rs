@@ -20,13 +20,18 @@ pub async fn run(
     if !args.auto_approve && !interactive {
         return Err(CliError::Other(format!(
             "{verb} needs confirmation and there is no terminal to ask \
-             on; review `hubform plan` and pass --auto-approve"
+             on; run `hubform {verb}` in a terminal to review the plan and \
+             confirm, or pass --auto-approve"
         )));
     }
 
     let session = session::open(&args.aws).await?;
     let (account, arn) = session.aws.identity().await?;
-    tracing::info!(%account, %arn, "acting as");
+    let place = format!(
+        "workshop {} in {}, account {account}",
+        session.desired.workshop, session.desired.region
+    );
+    eprintln!("hubform: {place}, as {arn}");
 
     let desired = if destroy {
         Desired::empty(
@@ -37,6 +42,13 @@ pub async fn run(
         session.desired.clone()
     };
     let plan = plan::make(&session, &desired).await?;
+    if destroy && plan.is_empty() {
+        println!(
+            "No changes. No object of workshop {} exists.",
+            desired.workshop
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{}", render::render(&plan));
     if plan.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -51,7 +63,7 @@ pub async fn run(
         )));
     }
 
-    if !args.auto_approve && !confirm(verb)? {
+    if !args.auto_approve && !confirm(verb, &place)? {
         return Err(CliError::Other(format!("{verb} cancelled")));
     }
 
@@ -84,10 +96,10 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn confirm(verb: &str) -> Result<bool, CliError> {
+fn confirm(verb: &str, place: &str) -> Result<bool, CliError> {
     print!(
-        "\nDo you want to {verb} these changes?\n  Only 'yes' will be \
-         accepted: "
+        "\nDo you want to {verb} these changes ({place})?\n  Only 'yes' \
+         will be accepted: "
     );
     let _ = std::io::stdout().flush();
     let mut answer = String::new();

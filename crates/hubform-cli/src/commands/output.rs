@@ -39,6 +39,9 @@ pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
                     .and_then(|r| r.text("private_key_file"))
             })
             .unwrap_or("KEY.pem");
+        if let Some(name) = server.text("dns_name") {
+            println!("{key}.dns_name    = {name:?}");
+        }
         if !address.is_empty() {
             println!(
                 "{key}.ssh         = \"ssh -i {key_file} ubuntu@{address}\""

@@ -12,6 +12,16 @@ use crate::session::{self, Session};
 
 pub async fn run(args: &PlanArgs) -> Result<ExitCode, CliError> {
     let session = session::open(&args.aws).await?;
+    eprintln!(
+        "hubform: workshop {} in {}{}",
+        session.desired.workshop,
+        session.desired.region,
+        args.aws
+            .profile
+            .as_ref()
+            .map(|p| format!(", profile {p}"))
+            .unwrap_or_default()
+    );
     let plan = make(&session, &session.desired).await?;
     print!("{}", render::render(&plan));
     if args.detailed_exitcode && !plan.is_empty() {

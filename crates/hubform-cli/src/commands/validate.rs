@@ -2,18 +2,22 @@
 
 use std::process::ExitCode;
 
+use hubform_core::model::Kind;
+
 use crate::cli::SpecArg;
 use crate::commands::CliError;
 use crate::session;
 
 pub fn run(args: &SpecArg) -> Result<ExitCode, CliError> {
     let (loaded, desired) = session::load(&args.spec, None)?;
+    let lookups = desired.of_kind(Kind::Image).count();
     println!(
-        "{}: valid; workshop {} in {}, {} resources.",
+        "{}: valid; workshop {} in {}, {} resources and {lookups} image \
+         lookup(s).",
         loaded.file(),
         desired.workshop,
         desired.region,
-        desired.order.len()
+        desired.order.len() - lookups,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -104,12 +104,41 @@ fn render_diff(out: &mut String, action: Action, diff: &Diff, width: usize) {
     }
 }
 
+/// Items in the order people read them: numbers inside compare as
+/// numbers, so `tcp 80` comes before `tcp 443`.
+pub fn natural_order<'a>(
+    items: impl Iterator<Item = &'a String>,
+) -> Vec<&'a String> {
+    let mut items: Vec<&String> = items.collect();
+    items.sort_by_cached_key(|item| natural_key(item));
+    items
+}
+
+fn natural_key(text: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut word = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut digits = c.to_string();
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                digits.push(d);
+            }
+            key.push((std::mem::take(&mut word), digits.parse().unwrap_or(0)));
+        } else {
+            word.push(c);
+        }
+    }
+    key.push((word, 0));
+    key
+}
+
 fn render_set_diff(
     out: &mut String,
     old: &BTreeSet<String>,
     new: &BTreeSet<String>,
 ) {
-    for item in old.union(new) {
+    for item in natural_order(old.union(new)) {
         let marker = match (old.contains(item), new.contains(item)) {
             (true, false) => "-",
             (false, true) => "+",
