@@ -6,5 +6,7 @@ mod common;
 mod crash;
 mod drift;
 mod edits;
+mod host;
+mod host_smoke;
 mod world;
 mod world_smoke;
