@@ -8,5 +8,6 @@ mod drift;
 mod edits;
 mod host;
 mod host_smoke;
+mod ssh;
 mod world;
 mod world_smoke;

@@ -6,6 +6,10 @@
 /// Chunks split lines, and even UTF-8 characters, anywhere; lines are cut
 /// on bytes first and decoded afterwards, so a character split between two
 /// chunks survives.
+// TODO-robustness: the whole stream is kept in memory. Fine for probes
+// and installs (a TLJH install prints well under a megabyte), not for a
+// command that prints without end; cap it if such a command appears.
+// Progress bars that redraw with `\r` and no `\n` arrive as one line.
 #[derive(Debug, Default)]
 pub(crate) struct LineBuffer {
     /// Everything received, for the final output.
