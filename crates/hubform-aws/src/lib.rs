@@ -106,6 +106,77 @@ impl Aws {
         ))
     }
 
+    /// The address to reach server `key` at: its Elastic IP when it has
+    /// one, else the instance's public address.
+    pub async fn server_address(&self, key: &str) -> Result<String, Failure> {
+        let eip = ResourceId::new(Kind::ElasticIp, key);
+        let out = self
+            .ec2
+            .describe_addresses()
+            .filters(tags::workshop_filter(&self.workshop))
+            .filters(tags::filter(
+                &format!("tag:{}", tags::ID),
+                &[&eip.to_string()],
+            ))
+            .send()
+            .await
+            .map_err(|e| error::failure("DescribeAddresses", &e))?;
+        if let Some(ip) = out.addresses().first().and_then(|a| a.public_ip()) {
+            return Ok(ip.to_owned());
+        }
+        let instance = self.cloud_id(&ResourceId::new(Kind::Instance, key))?;
+        let found = observe::describe_instances(
+            self,
+            vec![tags::filter("instance-id", &[&instance])],
+        )
+        .await?;
+        found
+            .first()
+            .and_then(|i| i.public_ip_address())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Failure::new(format!(
+                    "instance.{key} ({instance}) has no public address; give \
+                     it an Elastic IP or set tljh.ssh_endpoint"
+                ))
+            })
+    }
+
+    /// The SSH host key pinned on server `key`'s instance, if any.
+    pub async fn pinned_host_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<String>, Failure> {
+        let instance = self.cloud_id(&ResourceId::new(Kind::Instance, key))?;
+        let found = observe::describe_instances(
+            self,
+            vec![tags::filter("instance-id", &[&instance])],
+        )
+        .await?;
+        Ok(found
+            .first()
+            .and_then(|i| tags::value(i.tags(), tags::HOST_KEY))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned))
+    }
+
+    /// Pins an SSH host key on server `key`'s instance (first contact).
+    pub async fn pin_host_key(
+        &self,
+        key: &str,
+        host_key: &str,
+    ) -> Result<(), Failure> {
+        let instance = self.cloud_id(&ResourceId::new(Kind::Instance, key))?;
+        self.ec2
+            .create_tags()
+            .resources(&instance)
+            .tags(tags::tag(tags::HOST_KEY, host_key))
+            .send()
+            .await
+            .map_err(|e| error::failure("CreateTags", &e))?;
+        Ok(())
+    }
+
     /// The IAM path that holds this workshop's IAM objects.
     fn iam_path(&self) -> String {
         format!("/hubform/{}/", self.workshop)
@@ -233,6 +304,12 @@ impl Provider for Aws {
             Kind::ElasticIp => address::execute(self, change).await,
             // Lookups only read; the planner never changes them.
             Kind::Image => Ok(String::new()),
+            Kind::Tljh | Kind::TljhConfig | Kind::Packages => {
+                Err(Failure::new(format!(
+                    "{} belongs to the host layer, not to AWS",
+                    change.id
+                )))
+            }
         }
     }
 }

@@ -499,7 +499,11 @@ pub fn instance_live(
         )
         .extra("state", state)
         .extra("image_id", launched_from)
-        .extra("public_ip", i.public_ip_address().unwrap_or_default());
+        .extra("public_ip", i.public_ip_address().unwrap_or_default())
+        .extra(
+            "host_key",
+            tags::value(t, tags::HOST_KEY).unwrap_or_default(),
+        );
     if wanted.is_some_and(|r| r.attrs.contains_key("tags")) {
         live = live.attr("tags", Value::set(tags::user_tags(t)));
     }

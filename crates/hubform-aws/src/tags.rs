@@ -11,6 +11,8 @@ pub const ID: &str = "hubform:id";
 pub const IMAGE: &str = "hubform:image";
 /// The digest of the image selection that chose that image.
 pub const IMAGE_SELECTION: &str = "hubform:image-selection";
+/// The SSH host key pinned on first contact.
+pub const HOST_KEY: &str = "hubform:host-key";
 
 /// One EC2 tag.
 pub fn tag(key: &str, value: &str) -> Tag {

@@ -65,6 +65,11 @@ pub struct AwsArgs {
     /// Send every AWS request to this endpoint (a local stand-in).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+
+    /// SSH to HOST:PORT instead of the server's address (a jump host's
+    /// forward, a test host).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ssh_endpoint: Option<String>,
 }
 
 /// Options of plan.

@@ -24,6 +24,7 @@ mod cli;
 mod commands;
 mod logging;
 mod session;
+mod stack;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

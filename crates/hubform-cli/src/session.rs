@@ -8,18 +8,20 @@ use hubform_core::graph::Desired;
 use hubform_core::model::ResourceId;
 use hubform_core::provider::Progress;
 use hubform_core::spec::{self, Loaded};
+use hubform_host::provider::{Host, HostSettings};
 
 use crate::cli::AwsArgs;
 use crate::commands::CliError;
+use crate::stack::Stack;
 
-/// A loaded spec, its graph and a connected provider.
+/// A loaded spec, its graph and the connected providers.
 pub struct Session {
     /// The spec.
     pub loaded: Loaded,
     /// Its graph.
     pub desired: Desired,
-    /// The AWS provider for its workshop.
-    pub aws: Aws,
+    /// AWS and the host layer.
+    pub stack: Stack,
 }
 
 /// Loads and checks the spec, offline.
@@ -57,10 +59,20 @@ pub async fn open(args: &AwsArgs) -> Result<Session, CliError> {
         &loaded.dir,
     )
     .await?;
+    let host = Host::new(
+        loaded.dir.clone(),
+        args.ssh_endpoint.clone(),
+        HostSettings::from_env(options.loopback_only),
+    );
+    let stack = Stack {
+        aws,
+        host,
+        desired: desired.clone(),
+    };
     Ok(Session {
         loaded,
         desired,
-        aws,
+        stack,
     })
 }
 

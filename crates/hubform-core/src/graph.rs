@@ -448,6 +448,11 @@ fn server_resources(
             Policy::Local,
             s.root_volume.pos,
         );
+    let host = s
+        .tljh
+        .as_ref()
+        .map(|t| host_resources(key, s, t, &instance))
+        .unwrap_or_default();
     let mut out = vec![instance, volume];
     if let Some(eip) = s.elastic_ip.as_ref().filter(|e| e.value) {
         out.push(
@@ -461,7 +466,144 @@ fn server_resources(
                 .dep(instance_id),
         );
     }
+    out.extend(host);
     out
+}
+
+/// The host layer of a server: TLJH itself, its config keys, packages.
+fn host_resources(
+    key: &str,
+    server: &spec::Server,
+    tljh: &Spanned<spec::Tljh>,
+    instance: &Resource,
+) -> Vec<Resource> {
+    let t = &tljh.value;
+    let tljh_id = ResourceId::new(Kind::Tljh, key);
+
+    // SSH needs the server, its address and its rules in place.
+    let mut install = Resource::new(tljh_id.clone(), tljh.pos)
+        .attr(
+            "ssh_user",
+            Value::str(t.ssh_user.as_ref().map_or("ubuntu", |u| &u.value)),
+            Policy::Local,
+            tljh.pos,
+        )
+        .dep(instance.id.clone());
+    if server.elastic_ip.as_ref().is_some_and(|e| e.value) {
+        install = install.dep(ResourceId::new(Kind::ElasticIp, key));
+    }
+    for dep in instance
+        .deps
+        .iter()
+        .filter(|d| d.kind == Kind::SecurityGroup)
+    {
+        install = install.dep(dep.clone());
+    }
+    if let Some(version) = &t.version {
+        install =
+            install.attr("version", text(version), Policy::Update, version.pos);
+    }
+    for (name, field) in [
+        ("bootstrap", &t.bootstrap),
+        ("ssh_endpoint", &t.ssh_endpoint),
+    ] {
+        if let Some(v) = field {
+            install = install.attr(name, text(v), Policy::Local, v.pos);
+        }
+    }
+
+    let mut config =
+        Resource::new(ResourceId::new(Kind::TljhConfig, key), tljh.pos)
+            .dep(tljh_id.clone());
+    for (name, value, pos) in config_keys(server, tljh) {
+        config = config.attr(&name, value, Policy::Update, pos);
+    }
+
+    let mut out = vec![install, config];
+    if let Some(p) = &t.packages {
+        let names = |list: &[Spanned<String>]| {
+            Value::set(list.iter().map(|n| n.value.clone()))
+        };
+        out.push(
+            Resource::new(ResourceId::new(Kind::Packages, key), p.pos)
+                .attr("pip", names(&p.value.pip), Policy::Update, p.pos)
+                .attr("conda", names(&p.value.conda), Policy::Update, p.pos)
+                .dep(tljh_id),
+        );
+    }
+    out
+}
+
+/// Every `tljh-config` key the spec sets, with TLJH's value types.
+fn config_keys(
+    server: &spec::Server,
+    tljh: &Spanned<spec::Tljh>,
+) -> Vec<(String, Value, Pos)> {
+    let t = &tljh.value;
+    let list = |items: &[Spanned<String>]| {
+        let mut items: Vec<String> =
+            items.iter().map(|i| i.value.clone()).collect();
+        items.sort();
+        items.dedup();
+        Value::List(items)
+    };
+    let pos_of =
+        |items: &[Spanned<String>]| items.first().map_or(tljh.pos, |i| i.pos);
+
+    let mut keys = Vec::new();
+    if !t.admins.is_empty() {
+        keys.push(("users.admin".into(), list(&t.admins), pos_of(&t.admins)));
+    }
+    if !t.users.is_empty() {
+        keys.push(("users.allowed".into(), list(&t.users), pos_of(&t.users)));
+    }
+    if let Some(https) = &t.https {
+        let h = &https.value;
+        let mut domains = h.domains.clone();
+        if domains.is_empty() {
+            if let Some(dns) = &server.dns {
+                domains.push(dns.value.name.clone());
+            }
+        }
+        keys.push(("https.enabled".into(), Value::Bool(true), https.pos));
+        keys.push((
+            "https.letsencrypt.email".into(),
+            text(&h.letsencrypt_email),
+            h.letsencrypt_email.pos,
+        ));
+        keys.push((
+            "https.letsencrypt.domains".into(),
+            list(&domains),
+            pos_of(&domains),
+        ));
+        if let Some(staging) = &h.staging {
+            keys.push((
+                "https.letsencrypt.staging".into(),
+                Value::Bool(staging.value),
+                staging.pos,
+            ));
+        }
+    }
+    for (name, value) in &t.config {
+        keys.push((name.value.clone(), config_value(&value.value), value.pos));
+    }
+    keys
+}
+
+/// A spec value in the planner's terms, typed as `tljh-config` types it.
+pub fn config_value(value: &spec::ConfigValue) -> Value {
+    match value {
+        spec::ConfigValue::Bool(b) => Value::Bool(*b),
+        spec::ConfigValue::Int(n) => Value::Int(*n),
+        spec::ConfigValue::Float(x) => Value::Decimal(format!("{x:?}")),
+        spec::ConfigValue::Text(s) => Value::Str(s.clone()),
+        spec::ConfigValue::List(items) => {
+            let mut items = items.clone();
+            items.sort();
+            items.dedup();
+            Value::List(items)
+        }
+    }
 }
 
 #[cfg(test)]

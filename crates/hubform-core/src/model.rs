@@ -29,11 +29,17 @@ pub enum Kind {
     Volume,
     /// An Elastic IP and its association.
     ElasticIp,
+    /// The Littlest JupyterHub installed on a server (host layer).
+    Tljh,
+    /// The `tljh-config` keys of a server (host layer).
+    TljhConfig,
+    /// Packages of a server's user environment (host layer).
+    Packages,
 }
 
 impl Kind {
     /// Every kind, in the order plans list them.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 11] = [
         Kind::IamGroup,
         Kind::IamUser,
         Kind::KeyPair,
@@ -42,6 +48,9 @@ impl Kind {
         Kind::Instance,
         Kind::Volume,
         Kind::ElasticIp,
+        Kind::Tljh,
+        Kind::TljhConfig,
+        Kind::Packages,
     ];
 
     /// The fixed name used in ids and tags.
@@ -55,6 +64,9 @@ impl Kind {
             Kind::Instance => "instance",
             Kind::Volume => "volume",
             Kind::ElasticIp => "elastic_ip",
+            Kind::Tljh => "tljh",
+            Kind::TljhConfig => "tljh_config",
+            Kind::Packages => "packages",
         }
     }
 
@@ -71,8 +83,13 @@ impl Kind {
             Kind::KeyPair | Kind::SecurityGroup | Kind::Image => {
                 &[Kind::Instance]
             }
-            Kind::Instance => &[Kind::Volume, Kind::ElasticIp],
-            Kind::IamUser | Kind::Volume | Kind::ElasticIp => &[],
+            Kind::Instance => &[Kind::Volume, Kind::ElasticIp, Kind::Tljh],
+            Kind::Tljh => &[Kind::TljhConfig, Kind::Packages],
+            Kind::IamUser
+            | Kind::Volume
+            | Kind::ElasticIp
+            | Kind::TljhConfig
+            | Kind::Packages => &[],
         }
     }
 }
@@ -126,6 +143,10 @@ pub enum Value {
     Bool(bool),
     /// A set of texts, compared as a set and diffed item by item.
     Set(BTreeSet<String>),
+    /// A list of texts in order, duplicates kept (a `tljh-config` list).
+    List(Vec<String>),
+    /// A number with a fraction, in its canonical text.
+    Decimal(String),
     /// A reference to another resource of the spec.
     Ref(ResourceId),
     /// Nothing: not set, or not associated.
@@ -162,6 +183,12 @@ impl fmt::Display for Value {
                         .collect();
                 write!(f, "[{}]", items.join(", "))
             }
+            Value::List(items) => {
+                let items: Vec<String> =
+                    items.iter().map(|i| format!("{i:?}")).collect();
+                write!(f, "[{}]", items.join(", "))
+            }
+            Value::Decimal(n) => f.write_str(n),
             Value::Ref(id) => write!(f, "{id}"),
             Value::None => f.write_str("(none)"),
         }

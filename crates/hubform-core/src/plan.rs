@@ -483,6 +483,8 @@ fn order_changes(
 /// How deep a kind sits in the chain of references (0 holds none).
 fn delete_rank(kind: Kind) -> usize {
     match kind {
+        Kind::TljhConfig | Kind::Packages => 5,
+        Kind::Tljh => 4,
         Kind::Volume | Kind::ElasticIp => 3,
         Kind::Instance => 2,
         Kind::IamUser => 1,

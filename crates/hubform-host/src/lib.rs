@@ -41,4 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod probe;
+pub mod provider;
 pub mod ssh;
+pub mod tljh;

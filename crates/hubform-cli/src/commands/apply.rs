@@ -26,7 +26,7 @@ pub async fn run(
     }
 
     let session = session::open(&args.aws).await?;
-    let (account, arn) = session.aws.identity().await?;
+    let (account, arn) = session.stack.aws.identity().await?;
     let place = format!(
         "workshop {} in {}, account {account}",
         session.desired.workshop, session.desired.region
@@ -67,7 +67,7 @@ pub async fn run(
         return Err(CliError::Other(format!("{verb} cancelled")));
     }
 
-    let report = apply::apply(&session.aws, &plan, &Stderr).await;
+    let report = apply::apply(&session.stack, &plan, &Stderr).await;
     let (added, changed, destroyed) = report.counts();
     println!();
     if report.failed() {

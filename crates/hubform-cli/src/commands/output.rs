@@ -11,7 +11,7 @@ use crate::session;
 
 pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
     let session = session::open(args).await?;
-    let observed = session.aws.observe(&session.desired).await?;
+    let observed = session.stack.aws.observe(&session.desired).await?;
 
     let mut missing = Vec::new();
     for server in session.desired.of_kind(Kind::Instance) {

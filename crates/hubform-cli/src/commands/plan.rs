@@ -35,7 +35,7 @@ pub async fn make(
     session: &Session,
     desired: &Desired,
 ) -> Result<Plan, CliError> {
-    let observed = session.aws.observe(desired).await?;
+    let observed = session.stack.observe(desired).await?;
     plan::plan(desired, &observed).map_err(|errors| CliError::Plan {
         file: session.loaded.file(),
         errors,

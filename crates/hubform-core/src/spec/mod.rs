@@ -46,7 +46,8 @@ pub use load::{
 };
 pub use schema::{json_schema, SCHEMA_ID};
 pub use types::{
-    Dns, Iam, IamGroup, IamUser, Image, KeyPair, Port, Pos, Resources,
-    RootVolume, Rule, SecurityGroup, Server, Spanned, Spec,
+    ConfigValue, Dns, Https, Iam, IamGroup, IamUser, Image, KeyPair, Packages,
+    Port, Pos, Resources, RootVolume, Rule, SecurityGroup, Server, Spanned,
+    Spec, Tljh,
 };
 pub use validate::{check_region, validate};

@@ -23,7 +23,7 @@ pub use super::spanned::{Pos, Spanned};
 pub type Resources<T> = BTreeMap<Spanned<String>, Spanned<T>>;
 
 /// One workshop: everything one YAML file declares.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Name of the workshop: lowercase letters, digits and '-', at most 40
@@ -195,7 +195,7 @@ pub struct Image {
 
 /// A workshop server: an EC2 instance, its root volume, optionally an
 /// Elastic IP and a DNS name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// The instance's Name tag.
@@ -228,6 +228,91 @@ pub struct Server {
     /// `hubform:`, and `Name` (see `name`), are reserved.
     #[serde(default)]
     pub tags: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// The host layer: The Littlest JupyterHub on this server, set up over
+    /// SSH.
+    #[serde(default)]
+    pub tljh: Option<Spanned<Tljh>>,
+}
+
+/// The Littlest JupyterHub on a server, and what it serves.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tljh {
+    /// The SSH login of the image (`ubuntu` on Ubuntu images).
+    #[serde(default)]
+    pub ssh_user: Option<Spanned<String>>,
+    /// `HOST:PORT` to SSH to instead of the server's address (a jump
+    /// host's forward, a test host); `--ssh-endpoint` overrides it.
+    #[serde(default)]
+    pub ssh_endpoint: Option<Spanned<String>>,
+    /// The TLJH version to install, for example `2.0.0`; the latest
+    /// release when not given. A different version upgrades in place.
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    /// Where bootstrap.py comes from: a URL (fetched by the server) or a
+    /// local file (sent over SSH). Default: TLJH's own URL.
+    #[serde(default)]
+    pub bootstrap: Option<Spanned<String>>,
+    /// JupyterHub admins (`users.admin`).
+    #[serde(default)]
+    pub admins: Vec<Spanned<String>>,
+    /// Users allowed to log in (`users.allowed`); anyone may sign up when
+    /// empty.
+    #[serde(default)]
+    pub users: Vec<Spanned<String>>,
+    /// HTTPS with Let's Encrypt.
+    #[serde(default)]
+    pub https: Option<Spanned<Https>>,
+    /// Any other `tljh-config` key by dotted path, for example
+    /// `limits.memory: 4G` or `services.cull.timeout: 3600`.
+    #[serde(default)]
+    pub config: BTreeMap<Spanned<String>, Spanned<ConfigValue>>,
+    /// Packages of the users' environment (`/opt/tljh/user`).
+    #[serde(default)]
+    pub packages: Option<Spanned<Packages>>,
+}
+
+/// HTTPS with a Let's Encrypt certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Https {
+    /// Contact address for Let's Encrypt.
+    pub letsencrypt_email: Spanned<String>,
+    /// Names on the certificate; the server's `dns.name` when not given.
+    #[serde(default)]
+    pub domains: Vec<Spanned<String>>,
+    /// Use Let's Encrypt's staging service (untrusted certificates, no
+    /// rate limits) while trying things out.
+    #[serde(default)]
+    pub staging: Option<Spanned<bool>>,
+}
+
+/// A `tljh-config` value.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// A list of texts.
+    List(Vec<String>),
+}
+
+/// Packages of the users' environment; each `name` or `name==version`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    /// Installed with pip.
+    #[serde(default)]
+    pub pip: Vec<Spanned<String>>,
+    /// Installed with conda (mamba) from conda-forge.
+    #[serde(default)]
+    pub conda: Vec<Spanned<String>>,
 }
 
 /// The root EBS volume of a server.

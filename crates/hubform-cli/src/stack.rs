@@ -1,0 +1,45 @@
+//! The providers of a workshop together: AWS first, then the host layer,
+//! which reaches each server through what AWS knows of it.
+
+use hubform_aws::Aws;
+use hubform_core::graph::Desired;
+use hubform_core::model::{Kind, Observed};
+use hubform_core::plan::Change;
+use hubform_core::provider::{Failure, Progress, Provider};
+use hubform_host::provider::Host;
+
+/// AWS and the host layer as one provider.
+pub struct Stack {
+    /// The AWS provider.
+    pub aws: Aws,
+    /// The host provider.
+    pub host: Host,
+    /// The graph being applied (the host layer reads server settings).
+    pub desired: Desired,
+}
+
+fn is_host(kind: Kind) -> bool {
+    matches!(kind, Kind::Tljh | Kind::TljhConfig | Kind::Packages)
+}
+
+impl Provider for Stack {
+    async fn observe(&self, desired: &Desired) -> Result<Observed, Failure> {
+        let mut observed = self.aws.observe(desired).await?;
+        self.host.observe(&self.aws, desired, &mut observed).await?;
+        Ok(observed)
+    }
+
+    async fn execute(
+        &self,
+        change: &Change,
+        progress: &dyn Progress,
+    ) -> Result<String, Failure> {
+        if is_host(change.id.kind) {
+            self.host
+                .execute(&self.aws, &self.desired, change, progress)
+                .await
+        } else {
+            self.aws.execute(change, progress).await
+        }
+    }
+}

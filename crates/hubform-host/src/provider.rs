@@ -1,0 +1,535 @@
+//! The host provider: observes each server's host with one probe over
+//! SSH and carries out `tljh`, `tljh_config` and `packages` changes.
+//!
+//! It reaches a server through the AWS provider: the address (Elastic IP,
+//! or `ssh_endpoint`), the host key pinned on the instance's tag on first
+//! contact, and the private key file of the server's key pair.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubform_aws::Aws;
+use hubform_core::graph::Desired;
+use hubform_core::model::{Kind, Live, Observed, ResourceId, Value};
+use hubform_core::plan::{Action, Change};
+use hubform_core::provider::{Failure, Progress};
+use tokio::sync::Mutex;
+
+use crate::probe::{normalise, Facts, SCRIPT};
+use crate::ssh::{HostKeyPolicy, RunOptions, Session, SshSettings, Target};
+use crate::tljh;
+
+/// Timeouts of host commands.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    /// SSH connection settings.
+    pub ssh: SshSettings,
+    /// The probe and short commands.
+    pub command: Duration,
+    /// A TLJH install or upgrade (a real one takes 5–10 minutes).
+    pub install: Duration,
+    /// Package installs.
+    pub packages: Duration,
+    /// `tljh-config reload`, which can hang forever on its own.
+    pub reload: Duration,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            ssh: SshSettings::default(),
+            command: Duration::from_secs(120),
+            install: Duration::from_secs(30 * 60),
+            packages: Duration::from_secs(30 * 60),
+            reload: Duration::from_secs(180),
+        }
+    }
+}
+
+impl HostSettings {
+    /// The defaults, with `HUBFORM_RELOAD_TIMEOUT_SECS` and
+    /// `HUBFORM_SSH_RETRY_SECS` from the environment.
+    pub fn from_env(loopback_only: bool) -> HostSettings {
+        let mut s = HostSettings::default();
+        let secs = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        };
+        if let Some(d) = secs("HUBFORM_RELOAD_TIMEOUT_SECS") {
+            s.reload = d;
+        }
+        if let Some(d) = secs("HUBFORM_SSH_RETRY_SECS") {
+            s.ssh.connect_retries_for = d;
+        }
+        s.ssh.loopback_only = loopback_only;
+        s
+    }
+}
+
+/// The host provider of one workshop.
+pub struct Host {
+    base_dir: PathBuf,
+    endpoint_override: Option<String>,
+    settings: HostSettings,
+    sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+}
+
+impl Host {
+    /// A host provider; `endpoint_override` (`--ssh-endpoint`) wins over
+    /// the spec's `ssh_endpoint` and the server's address.
+    pub fn new(
+        base_dir: PathBuf,
+        endpoint_override: Option<String>,
+        settings: HostSettings,
+    ) -> Host {
+        Host {
+            base_dir,
+            endpoint_override,
+            settings,
+            sessions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Probes the host of every server with a `tljh` section whose
+    /// instance exists, and adds what it found to `observed`.
+    pub async fn observe(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        observed: &mut Observed,
+    ) -> Result<(), Failure> {
+        for install in desired.of_kind(Kind::Tljh) {
+            let key = &install.id.key;
+            let instance = ResourceId::new(Kind::Instance, key);
+            let Some(live) = observed.live.get(&instance) else {
+                continue;
+            };
+            if live.get_extra("state") != Some("running") {
+                continue;
+            }
+            let session = self.session(aws, desired, key, false).await?;
+            let facts = probe(&session).await?;
+            add_lives(desired, key, &facts, observed);
+        }
+        Ok(())
+    }
+
+    /// Carries out one host change.
+    pub async fn execute(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        change: &Change,
+        progress: &dyn Progress,
+    ) -> Result<String, Failure> {
+        if change.action == Action::Delete {
+            // The host goes with its server; nothing is uninstalled.
+            return Ok("left on the server".to_owned());
+        }
+        let key = &change.id.key;
+        let session = self.session(aws, desired, key, true).await?;
+        match change.id.kind {
+            Kind::Tljh => {
+                let base = &self.base_dir;
+                install(&session, change, base, &self.settings, progress).await
+            }
+            Kind::TljhConfig => {
+                configure(&session, change, &self.settings, progress).await
+            }
+            Kind::Packages => {
+                packages(&session, change, &self.settings, progress).await
+            }
+            _ => Err(Failure::new(format!(
+                "{} is not a host resource",
+                change.id
+            ))),
+        }
+    }
+
+    /// The open session to server `key`, connecting on first use. On
+    /// first contact the host key is trusted and, when `pin` is set,
+    /// pinned on the instance.
+    async fn session(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        key: &str,
+        pin: bool,
+    ) -> Result<Arc<Session>, Failure> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(s) = sessions.get(key).filter(|s| !s.is_closed()) {
+            return Ok(Arc::clone(s));
+        }
+
+        let target = self.target(aws, desired, key).await?;
+        let policy = match aws.pinned_host_key(key).await? {
+            Some(pinned) => HostKeyPolicy::Pin(pinned),
+            None => HostKeyPolicy::TrustOnFirstUse,
+        };
+        let first_contact = matches!(policy, HostKeyPolicy::TrustOnFirstUse);
+        let session = Session::connect(&target, policy, &self.settings.ssh)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?;
+        if first_contact && pin {
+            aws.pin_host_key(key, session.host_key()).await?;
+        }
+        let session = Arc::new(session);
+        sessions.insert(key.to_owned(), Arc::clone(&session));
+        Ok(session)
+    }
+
+    async fn target(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        key: &str,
+    ) -> Result<Target, Failure> {
+        let install = desired
+            .get(&ResourceId::new(Kind::Tljh, key))
+            .ok_or_else(|| Failure::new(format!("server {key} has no tljh")))?;
+        let instance = desired
+            .get(&ResourceId::new(Kind::Instance, key))
+            .ok_or_else(|| Failure::new(format!("no instance.{key}")))?;
+        let key_pair = instance.text("key_pair").unwrap_or_default();
+        let key_file = desired
+            .get(&ResourceId::new(Kind::KeyPair, key_pair))
+            .and_then(|k| k.text("private_key_file"))
+            .ok_or_else(|| {
+                Failure::new(format!("key pair {key_pair} has no key file"))
+            })?;
+
+        let endpoint = match self
+            .endpoint_override
+            .clone()
+            .or_else(|| install.text("ssh_endpoint").map(str::to_owned))
+        {
+            Some(e) => e,
+            None => aws.server_address(key).await?,
+        };
+        let (host, port) = split_endpoint(&endpoint)?;
+        Ok(Target {
+            host,
+            port,
+            user: install.text("ssh_user").unwrap_or("ubuntu").to_owned(),
+            key_file: hubform_core::spec::resolve_path(
+                &self.base_dir,
+                key_file,
+            ),
+        })
+    }
+}
+
+/// `HOST`, `HOST:PORT` or `[V6]:PORT` into host and port (22 by default).
+fn split_endpoint(endpoint: &str) -> Result<(String, u16), Failure> {
+    let bad = || {
+        Failure::new(format!(
+            "ssh endpoint {endpoint:?} is not HOST or HOST:PORT"
+        ))
+    };
+    if let Some(rest) = endpoint.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+        return Ok((host.to_owned(), port.parse().map_err(|_| bad())?));
+    }
+    match endpoint.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+        }
+        _ if !endpoint.is_empty() => Ok((endpoint.to_owned(), 22)),
+        _ => Err(bad()),
+    }
+}
+
+/// Runs `command`, failing on a non-zero exit with the command's own
+/// words and the end of its stderr.
+async fn run(
+    session: &Session,
+    what: &str,
+    command: &str,
+    options: RunOptions<'_>,
+) -> Result<String, Failure> {
+    let out = session
+        .run(command, options)
+        .await
+        .map_err(|e| Failure::new(format!("{what}: {e}")))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let tail: Vec<&str> = out.stderr.lines().rev().take(8).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let sudo = out.stderr.contains("a password is required")
+        || out.stderr.contains("sudo: a terminal is required");
+    let hint = if sudo {
+        format!(
+            "; {} has no passwordless sudo for this user (hubform runs \
+             `sudo -n`): add a NOPASSWD rule as cloud-init does",
+            session.host()
+        )
+    } else {
+        String::new()
+    };
+    Err(Failure::new(format!(
+        "{what} on {} exited with {:?}: {}{hint}",
+        session.host(),
+        out.status,
+        tail.join(" | ")
+    )))
+}
+
+/// One round trip: the probe script, as root.
+async fn probe(session: &Session) -> Result<Facts, Failure> {
+    let options = RunOptions {
+        stdin: Some(SCRIPT.as_bytes()),
+        ..RunOptions::new(Duration::from_secs(120))
+    };
+    let out = run(session, "the host probe", "sudo -n sh -s", options).await?;
+    Facts::parse(&out)
+        .map_err(|e| Failure::new(format!("{}: {e}", session.host())))
+}
+
+/// The host layer's live objects from the probe's facts, in the terms of
+/// the desired resources (only the keys and packages the spec names).
+fn add_lives(
+    desired: &Desired,
+    key: &str,
+    facts: &Facts,
+    observed: &mut Observed,
+) {
+    let Some(version) = &facts.tljh_version else {
+        return;
+    };
+    let install = ResourceId::new(Kind::Tljh, key);
+    let mut live = Live::new(format!("tljh {version}"));
+    if desired
+        .get(&install)
+        .is_some_and(|r| r.attrs.contains_key("version"))
+    {
+        live = live.attr("version", Value::str(version));
+    }
+    observed.live.insert(install, live);
+
+    let config = ResourceId::new(Kind::TljhConfig, key);
+    if let Some(wanted) = desired.get(&config) {
+        let mut live = Live::new("config.yaml");
+        for name in wanted.attrs.keys() {
+            let found = facts.config.get(name).cloned().unwrap_or(Value::None);
+            live = live.attr(name, found);
+        }
+        observed.live.insert(config, live);
+    }
+
+    let packages = ResourceId::new(Kind::Packages, key);
+    if let Some(wanted) = desired.get(&packages) {
+        let pip = satisfied(&wanted.items("pip"), &facts.pip);
+        let conda = satisfied(&wanted.items("conda"), &facts.conda);
+        observed.live.insert(
+            packages,
+            Live::new("/opt/tljh/user")
+                .attr("pip", Value::set(pip))
+                .attr("conda", Value::set(conda)),
+        );
+    }
+}
+
+/// The wanted package items the installed packages satisfy: a bare name
+/// by any version, `name==version` by that version only.
+fn satisfied(
+    wanted: &[String],
+    installed: &BTreeMap<String, String>,
+) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|item| match item.split_once("==") {
+            Some((name, version)) => {
+                installed.get(&normalise(name)).map(String::as_str)
+                    == Some(version.trim())
+            }
+            None => installed.contains_key(&normalise(item)),
+        })
+        .cloned()
+        .collect()
+}
+
+fn lines_to<'a>(
+    progress: &'a dyn Progress,
+    id: &'a ResourceId,
+) -> impl Fn(&str) + Sync + 'a {
+    move |line: &str| {
+        let line = line.trim();
+        if !line.is_empty() {
+            progress.report(id, line);
+        }
+    }
+}
+
+async fn install(
+    session: &Session,
+    change: &Change,
+    base_dir: &std::path::Path,
+    settings: &HostSettings,
+    progress: &dyn Progress,
+) -> Result<String, Failure> {
+    let wanted = change
+        .desired
+        .as_ref()
+        .ok_or_else(|| Failure::new("internal: no desired tljh"))?;
+    let mut args = String::new();
+    if let Some(version) = wanted.text("version") {
+        args = format!(" --version {}", tljh::quote(version));
+    }
+    // TLJH's --admin replaces users.admin: admins are tljh-config's job.
+    let source = wanted
+        .text("bootstrap")
+        .unwrap_or("https://tljh.jupyter.org/bootstrap.py");
+    let print = lines_to(progress, &change.id);
+    if source.starts_with("https://") || source.starts_with("http://") {
+        let command = format!(
+            "curl -fsSL {} | sudo -n python3 -{args}",
+            tljh::quote(source)
+        );
+        let options = RunOptions {
+            on_line: Some(&print),
+            ..RunOptions::new(settings.install)
+        };
+        run(session, "the TLJH bootstrap", &command, options).await?;
+    } else {
+        let path = hubform_core::spec::resolve_path(base_dir, source);
+        let script = std::fs::read(&path).map_err(|e| {
+            Failure::new(format!("cannot read bootstrap file {source}: {e}"))
+        })?;
+        let command = format!("sudo -n python3 -{args}");
+        let options = RunOptions {
+            stdin: Some(&script),
+            on_line: Some(&print),
+            ..RunOptions::new(settings.install)
+        };
+        run(session, "the TLJH bootstrap", &command, options).await?;
+    }
+    Ok(wanted.text("version").unwrap_or("latest").to_owned())
+}
+
+async fn configure(
+    session: &Session,
+    change: &Change,
+    settings: &HostSettings,
+    progress: &dyn Progress,
+) -> Result<String, Failure> {
+    let lines = tljh::config_script(change);
+    if !lines.is_empty() {
+        let script = format!("set -e\n{}\n", lines.join("\n"));
+        let options = RunOptions {
+            stdin: Some(script.as_bytes()),
+            ..RunOptions::new(settings.command)
+        };
+        run(session, "tljh-config", "sudo -n sh -s", options).await?;
+    }
+
+    let reloads = tljh::reloads(change.diffs.iter().map(|d| d.name.as_str()));
+    let secs = settings.reload.as_secs().max(1);
+    let print = lines_to(progress, &change.id);
+    let mut done = Vec::new();
+    for (needed, what) in [(reloads.proxy, "proxy"), (reloads.hub, "hub")] {
+        if !needed {
+            continue;
+        }
+        // `reload hub` has no timeout of its own and can hang forever.
+        let command = format!(
+            "sudo -n timeout {secs} {} reload {what}",
+            tljh::TLJH_CONFIG
+        );
+        let options = RunOptions {
+            on_line: Some(&print),
+            ..RunOptions::new(settings.reload + Duration::from_secs(10))
+        };
+        let out = session
+            .run(&command, options)
+            .await
+            .map_err(|e| Failure::new(format!("reload {what}: {e}")))?;
+        if out.status != crate::ssh::Exit::Code(0) {
+            let timed_out = out.status == crate::ssh::Exit::Code(124);
+            let why = if timed_out {
+                format!(
+                    "did not finish in {secs}s (TLJH's reload waits for the \
+                     hub forever); look at `journalctl -u jupyterhub` on \
+                     the server, or raise HUBFORM_RELOAD_TIMEOUT_SECS"
+                )
+            } else {
+                let tail: Vec<&str> =
+                    out.stderr.lines().rev().take(3).collect();
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            };
+            return Err(Failure::new(format!(
+                "tljh-config reload {what} on {}: {why}",
+                session.host()
+            )));
+        }
+        done.push(format!("reloaded {what}"));
+    }
+    Ok(done.join(", "))
+}
+
+async fn packages(
+    session: &Session,
+    change: &Change,
+    settings: &HostSettings,
+    progress: &dyn Progress,
+) -> Result<String, Failure> {
+    let print = lines_to(progress, &change.id);
+    let mut done = Vec::new();
+    for manager in ["pip", "conda"] {
+        let items = tljh::missing(change, manager);
+        if items.is_empty() {
+            continue;
+        }
+        let command = if manager == "pip" {
+            tljh::pip_install(&items)
+        } else {
+            tljh::conda_install(&items)
+        };
+        let options = RunOptions {
+            on_line: Some(&print),
+            ..RunOptions::new(settings.packages)
+        };
+        run(session, &format!("{manager} install"), &command, options).await?;
+        done.push(format!("{manager}: {}", items.join(" ")));
+    }
+    Ok(done.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_split_into_host_and_port() {
+        assert_eq!(
+            split_endpoint("127.0.0.1:2222").expect("ok"),
+            ("127.0.0.1".to_owned(), 2222)
+        );
+        assert_eq!(
+            split_endpoint("example.org").expect("ok"),
+            ("example.org".to_owned(), 22)
+        );
+        assert_eq!(
+            split_endpoint("[::1]:2200").expect("ok"),
+            ("::1".to_owned(), 2200)
+        );
+        assert!(split_endpoint("host:port").is_err());
+        assert!(split_endpoint("").is_err());
+    }
+
+    #[test]
+    fn pins_are_satisfied_only_by_their_version() {
+        let installed: BTreeMap<String, String> =
+            [("hubform-tiny-a".to_owned(), "1.0".to_owned())].into();
+        let wanted = vec![
+            "hubform_tiny_a".to_owned(),
+            "hubform-tiny-a==1.1".to_owned(),
+            "absent".to_owned(),
+        ];
+        assert_eq!(satisfied(&wanted, &installed), ["hubform_tiny_a"]);
+    }
+}
