@@ -9,6 +9,7 @@ use hubform_core::model::ResourceId;
 use hubform_core::provider::Progress;
 use hubform_core::spec::{self, Loaded};
 use hubform_host::provider::{Host, HostSettings};
+use hubform_host::waits::Resolver;
 
 use crate::cli::AwsArgs;
 use crate::commands::CliError;
@@ -68,6 +69,7 @@ pub async fn open(args: &AwsArgs) -> Result<Session, CliError> {
         aws,
         host,
         desired: desired.clone(),
+        resolver: Resolver::from_env(options.loopback_only),
     };
     Ok(Session {
         loaded,

@@ -7,6 +7,7 @@ use hubform_core::model::{Kind, Observed};
 use hubform_core::plan::Change;
 use hubform_core::provider::{Failure, Progress, Provider};
 use hubform_host::provider::Host;
+use hubform_host::waits::{https_waits, Resolver};
 
 /// AWS and the host layer as one provider.
 pub struct Stack {
@@ -16,6 +17,8 @@ pub struct Stack {
     pub host: Host,
     /// The graph being applied (the host layer reads server settings).
     pub desired: Desired,
+    /// Looks up DNS names for the HTTPS conditions.
+    pub resolver: Resolver,
 }
 
 fn is_host(kind: Kind) -> bool {
@@ -26,6 +29,7 @@ impl Provider for Stack {
     async fn observe(&self, desired: &Desired) -> Result<Observed, Failure> {
         let mut observed = self.aws.observe(desired).await?;
         self.host.observe(&self.aws, desired, &mut observed).await?;
+        observed.waits = https_waits(desired, &observed, &self.resolver).await;
         Ok(observed)
     }
 

@@ -348,6 +348,20 @@ pub struct Observed {
     pub conflicts: BTreeMap<ResourceId, String>,
     /// Remarks that change nothing (a newer image, a missing key file).
     pub notes: Vec<Note>,
+    /// Attributes that must not change yet, and why (HTTPS before the
+    /// DNS name points at the server).
+    pub waits: Vec<Wait>,
+}
+
+/// Attributes of a resource held back until a condition holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    /// The resource.
+    pub id: ResourceId,
+    /// The attributes held back.
+    pub attrs: Vec<String>,
+    /// The condition that does not hold yet, a lowercase phrase.
+    pub reason: String,
 }
 
 /// A remark attached to a resource.

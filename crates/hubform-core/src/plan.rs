@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::graph::Desired;
 use crate::model::{
-    Kind, Live, Note, Observed, Policy, Resource, ResourceId, Value,
+    Kind, Live, Note, Observed, Policy, Resource, ResourceId, Value, Wait,
 };
 use crate::spec::Pos;
 
@@ -174,7 +174,9 @@ pub fn plan(
         }
         match diff_resource(resource, observed.live.get(id), &actions) {
             Ok(Some(change)) => {
-                actions.insert(id.clone(), change);
+                if let Some(change) = hold_back(change, &observed.waits) {
+                    actions.insert(id.clone(), change);
+                }
             }
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -207,6 +209,10 @@ pub fn plan(
         .collect();
     let mut notes = observed.notes.clone();
     notes.extend(downtime_notes(&actions));
+    notes.extend(observed.waits.iter().map(|w| Note {
+        id: w.id.clone(),
+        text: format!("{} wait(s): {}", w.attrs.join(", "), w.reason),
+    }));
     notes.sort();
     let changes = order_changes(desired, actions);
     Ok(Plan {
@@ -348,6 +354,24 @@ fn downtime_notes(actions: &BTreeMap<ResourceId, Change>) -> Vec<Note> {
                 .to_owned(),
         })
         .collect()
+}
+
+/// Drops the diffs of attributes that must wait; a change left with no
+/// diff is no change (an update) or still a create.
+fn hold_back(mut change: Change, waits: &[Wait]) -> Option<Change> {
+    let held: Vec<&String> = waits
+        .iter()
+        .filter(|w| w.id == change.id)
+        .flat_map(|w| w.attrs.iter())
+        .collect();
+    if held.is_empty() {
+        return Some(change);
+    }
+    change.diffs.retain(|d| !held.contains(&&d.name));
+    if change.diffs.is_empty() && change.action == Action::Update {
+        return None;
+    }
+    Some(change)
 }
 
 /// A root volume lives and dies with its instance: when the instance is

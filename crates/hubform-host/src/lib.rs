@@ -45,3 +45,4 @@ pub mod probe;
 pub mod provider;
 pub mod ssh;
 pub mod tljh;
+pub mod waits;
