@@ -39,6 +39,14 @@ section services
 for s in jupyterhub traefik; do
   printf '%s=%s\n' "$s" "$(timeout 10 systemctl is-active "$s" || true)"
 done
+section verify
+if [ -n "${HUB_PORT:-}" ] && command -v curl >/dev/null; then
+  printf 'hub=%s\n' "$(timeout 15 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HUB_PORT/hub/api")"
+  for d in ${HTTPS_NAMES:-}; do
+    timeout 15 curl -s -o /dev/null --resolve "$d:$HTTPS_PORT:127.0.0.1" "https://$d:$HTTPS_PORT/hub/api"
+    printf 'https:%s=%s\n' "$d" "$?"
+  done
+fi
 section disk
 df -P -k / | tail -n 1
 section memory
@@ -71,6 +79,44 @@ pub struct Facts {
     pub memory: BTreeMap<String, u64>,
     /// Whether the OS asks for a reboot.
     pub reboot_required: bool,
+    /// The HTTP status of the hub's API on the server (`000`: no answer).
+    pub hub_status: Option<String>,
+    /// curl's exit code for each HTTPS name: 0 trusted, 60 untrusted
+    /// certificate, others no answer.
+    pub https: BTreeMap<String, i32>,
+}
+
+/// What to check on the host besides observing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The port the hub answers HTTP on (`http.port`, 80 by default).
+    pub hub_port: Option<i64>,
+    /// The port HTTPS is served on (`https.port`, 443 by default).
+    pub https_port: i64,
+    /// Names whose certificate must be trusted.
+    pub https_names: Vec<String>,
+}
+
+impl Checks {
+    /// The probe script with these checks' settings in front.
+    pub fn script(&self) -> String {
+        let mut head = String::new();
+        if let Some(port) = self.hub_port {
+            head.push_str(&format!("HUB_PORT={port}\n"));
+        }
+        head.push_str(&format!("HTTPS_PORT={}\n", self.https_port));
+        let names: Vec<String> = self
+            .https_names
+            .iter()
+            .filter(|n| {
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+            })
+            .cloned()
+            .collect();
+        head.push_str(&format!("HTTPS_NAMES='{}'\n", names.join(" ")));
+        format!("{head}{SCRIPT}")
+    }
 }
 
 /// The probe's output is not what the script prints.
@@ -101,6 +147,14 @@ impl Facts {
             reboot_required: text("reboot").trim() == "yes",
             ..Facts::default()
         };
+        let verify = pairs(text("verify"), '=');
+        facts.hub_status = verify.get("hub").cloned();
+        facts.https = verify
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((k.strip_prefix("https:")?.to_owned(), v.parse().ok()?))
+            })
+            .collect();
         facts.config = flatten_config(text("config"))?;
         facts.pip = packages(text("pip"));
         facts.conda = packages(text("conda"));

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use hubform_aws::Aws;
 use hubform_core::graph::Desired;
-use hubform_core::model::{Kind, Live, Observed, ResourceId, Value};
+use hubform_core::model::{Kind, Live, Note, Observed, ResourceId, Value};
 use hubform_core::plan::{Action, Change};
 use hubform_core::provider::{Failure, Progress};
 use tokio::sync::Mutex;
 
-use crate::probe::{normalise, Facts, SCRIPT};
+use crate::probe::{normalise, Checks, Facts};
 use crate::ssh::{HostKeyPolicy, RunOptions, Session, SshSettings, Target};
 use crate::tljh;
 
@@ -112,10 +112,47 @@ impl Host {
                 continue;
             }
             let session = self.session(aws, desired, key, false).await?;
-            let facts = probe(&session).await?;
+            let facts = probe(&session, &checks(desired, key)).await?;
             add_lives(desired, key, &facts, observed);
+            for problem in verify(desired, key, &facts) {
+                observed.notes.push(Note {
+                    id: install.id.clone(),
+                    text: problem,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Checks every server's host after an apply: the hub answers and,
+    /// with HTTPS on, the certificate of each name is trusted. Returns
+    /// what was checked, or what is wrong, per server.
+    pub async fn verify_all(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+    ) -> Vec<(ResourceId, Result<String, String>)> {
+        let mut results = Vec::new();
+        for install in desired.of_kind(Kind::Tljh) {
+            let key = &install.id.key;
+            let facts = match self.session(aws, desired, key, true).await {
+                Ok(session) => probe(&session, &checks(desired, key)).await,
+                Err(e) => Err(e),
+            };
+            let result = match facts {
+                Err(e) => Err(e.message),
+                Ok(facts) => {
+                    let problems = verify(desired, key, &facts);
+                    if problems.is_empty() {
+                        Ok(verified(desired, key, &facts))
+                    } else {
+                        Err(problems.join("; "))
+                    }
+                }
+            };
+            results.push((install.id.clone(), result));
+        }
+        results
     }
 
     /// Carries out one host change.
@@ -280,14 +317,114 @@ async fn run(
 }
 
 /// One round trip: the probe script, as root.
-async fn probe(session: &Session) -> Result<Facts, Failure> {
+async fn probe(session: &Session, checks: &Checks) -> Result<Facts, Failure> {
+    let script = checks.script();
     let options = RunOptions {
-        stdin: Some(SCRIPT.as_bytes()),
+        stdin: Some(script.as_bytes()),
         ..RunOptions::new(Duration::from_secs(120))
     };
     let out = run(session, "the host probe", "sudo -n sh -s", options).await?;
     Facts::parse(&out)
         .map_err(|e| Failure::new(format!("{}: {e}", session.host())))
+}
+
+/// The tljh-config value of `name` the spec wants for server `key`.
+fn wanted(desired: &Desired, key: &str, name: &str) -> Option<Value> {
+    desired
+        .get(&ResourceId::new(Kind::TljhConfig, key))
+        .and_then(|r| r.attrs.get(name))
+        .map(|a| a.value.clone())
+}
+
+/// What the probe checks on server `key`.
+fn checks(desired: &Desired, key: &str) -> Checks {
+    let port = |name: &str, default: i64| match wanted(desired, key, name) {
+        Some(Value::Int(p)) => p,
+        _ => default,
+    };
+    let https_names = match wanted(desired, key, "https.letsencrypt.domains") {
+        Some(Value::List(names)) => names,
+        _ => Vec::new(),
+    };
+    Checks {
+        hub_port: Some(port("http.port", 80)),
+        https_port: port("https.port", 443),
+        https_names,
+    }
+}
+
+/// What is wrong with a host that has TLJH: the hub does not answer, or
+/// a name's certificate is not trusted while HTTPS is on.
+fn verify(desired: &Desired, key: &str, facts: &Facts) -> Vec<String> {
+    let mut problems = Vec::new();
+    if facts.tljh_version.is_none() {
+        return problems;
+    }
+    let port = checks(desired, key).hub_port.unwrap_or(80);
+    match facts.hub_status.as_deref() {
+        // With HTTPS on, plain HTTP answers with a redirect.
+        Some("200" | "301" | "302" | "307" | "308") => {}
+        Some(status) => problems.push(format!(
+            "the hub does not answer on http://127.0.0.1:{port}/hub/api \
+             (HTTP {status}); look at `journalctl -u jupyterhub` on the \
+             server"
+        )),
+        None => problems.push(
+            "the hub could not be checked (no curl on the server)".to_owned(),
+        ),
+    }
+    let https_on =
+        facts.config.get("https.enabled") == Some(&Value::Bool(true));
+    if https_on {
+        let staging = facts.config.get("https.letsencrypt.staging")
+            == Some(&Value::Bool(true));
+        for (name, code) in &facts.https {
+            match code {
+                0 => {}
+                // Staging certificates are never trusted: expected.
+                60 if staging => {}
+                60 => problems.push(format!(
+                    "the certificate served for {name} is not trusted \
+                     (TLJH's default certificate: Let's Encrypt failed); \
+                     see `journalctl -u traefik` on the server"
+                )),
+                code => problems.push(format!(
+                    "https://{name} does not answer on the server (curl \
+                     exit {code})"
+                )),
+            }
+        }
+    }
+    problems
+}
+
+/// A one-line summary of a verified host.
+fn verified(desired: &Desired, key: &str, facts: &Facts) -> String {
+    let port = checks(desired, key).hub_port.unwrap_or(80);
+    let mut text = format!("the hub answers on port {port}");
+    let trusted: Vec<&str> = facts
+        .https
+        .iter()
+        .filter(|(_, code)| **code == 0)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let https_on =
+        facts.config.get("https.enabled") == Some(&Value::Bool(true));
+    if !trusted.is_empty() && https_on {
+        text.push_str(&format!(
+            "; trusted certificate for {}",
+            trusted.join(", ")
+        ));
+    }
+    let staging = facts.config.get("https.letsencrypt.staging")
+        == Some(&Value::Bool(true));
+    if https_on && staging && trusted.is_empty() {
+        text.push_str(
+            "; HTTPS serves a Let's Encrypt staging certificate, which \
+             browsers do not trust: remove https.staging once the name works",
+        );
+    }
+    text
 }
 
 /// The host layer's live objects from the probe's facts, in the terms of

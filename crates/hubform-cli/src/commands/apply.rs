@@ -88,6 +88,13 @@ pub async fn run(
         );
         return Ok(ExitCode::from(1));
     }
+    if !destroy && !verify(&session).await {
+        println!(
+            "\nApply finished: {added} added, {changed} changed, \
+             {destroyed} destroyed, but the verification failed (above)."
+        );
+        return Ok(ExitCode::from(1));
+    }
     let done = if destroy { "Destroy" } else { "Apply" };
     println!(
         "{done} complete! Resources: {added} added, {changed} changed, \
@@ -108,4 +115,21 @@ fn confirm(verb: &str, place: &str) -> Result<bool, CliError> {
         .read_line(&mut answer)
         .map_err(|e| CliError::Other(format!("cannot read the answer: {e}")))?;
     Ok(answer.trim() == "yes")
+}
+
+/// Checks each server's hub after an apply; prints what it found.
+async fn verify(session: &session::Session) -> bool {
+    let stack = &session.stack;
+    let results = stack.host.verify_all(&stack.aws, &session.desired).await;
+    let mut ok = true;
+    for (id, result) in results {
+        match result {
+            Ok(what) => println!("{id}: verified: {what}"),
+            Err(problem) => {
+                ok = false;
+                println!("{id}: verification failed: {problem}");
+            }
+        }
+    }
+    ok
 }
