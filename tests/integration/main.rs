@@ -9,5 +9,6 @@ mod edits;
 mod host;
 mod host_smoke;
 mod ssh;
+mod tljh_double;
 mod world;
 mod world_smoke;
