@@ -8,6 +8,7 @@ mod drift;
 mod edits;
 mod host;
 mod host_smoke;
+mod https_waits;
 mod ssh;
 mod tljh_double;
 mod world;

@@ -7,7 +7,7 @@ use hubform_core::model::{Kind, Observed};
 use hubform_core::plan::Change;
 use hubform_core::provider::{Failure, Progress, Provider};
 use hubform_host::provider::Host;
-use hubform_host::waits::{https_waits, Resolver};
+use hubform_host::waits::{dns_notes, https_waits, Resolver};
 
 /// AWS and the host layer as one provider.
 pub struct Stack {
@@ -30,6 +30,8 @@ impl Provider for Stack {
         let mut observed = self.aws.observe(desired).await?;
         self.host.observe(&self.aws, desired, &mut observed).await?;
         observed.waits = https_waits(desired, &observed, &self.resolver).await;
+        let dns = dns_notes(desired, &observed, &self.resolver).await;
+        observed.notes.extend(dns);
         Ok(observed)
     }
 

@@ -93,6 +93,53 @@ pub async fn https_waits(
     waits
 }
 
+/// Notes for servers whose DNS name does not point at their address yet
+/// (the name users open; with HTTPS the wait says the same).
+pub async fn dns_notes(
+    desired: &Desired,
+    observed: &Observed,
+    resolver: &Resolver,
+) -> Vec<hubform_core::model::Note> {
+    let mut notes = Vec::new();
+    for instance in desired.of_kind(Kind::Instance) {
+        let Some(name) = instance.text("dns_name") else {
+            continue;
+        };
+        let key = &instance.id.key;
+        let eip = ResourceId::new(Kind::ElasticIp, key);
+        let address = observed
+            .live
+            .get(&eip)
+            .or_else(|| observed.live.get(&instance.id))
+            .and_then(|l| l.get_extra("public_ip"))
+            .filter(|ip| !ip.is_empty());
+        let Some(address) = address.and_then(|a| a.parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        let text = match resolver.resolve(name).await {
+            Ok(ips) if ips.contains(&address) => continue,
+            Ok(ips) => {
+                let ips: Vec<String> =
+                    ips.iter().map(ToString::to_string).collect();
+                format!(
+                    "{name} resolves to {}, not to the server's address \
+                     {address}; point its A record there",
+                    ips.join(", ")
+                )
+            }
+            Err(why) => format!(
+                "{why}; create an A record for it pointing at {address}"
+            ),
+        };
+        notes.push(hubform_core::model::Note {
+            id: instance.id.clone(),
+            text,
+        });
+    }
+    notes
+}
+
 /// The first condition for HTTPS on server `key` that does not hold.
 async fn blocker(
     desired: &Desired,
