@@ -24,6 +24,7 @@ fn spec(world: &World, tljh: &TljhHost, spec_edit: (&str, &str)) -> PathBuf {
       config:
         http.port: {http}
         https.port: {https}
+      packages: {{ pip: [hubform-tiny-a] }}
 ",
         endpoint = tljh.host.endpoint(),
         bootstrap = bootstrap.display(),
@@ -174,7 +175,10 @@ async fn apply_verifies_the_hub_and_its_trusted_certificate() {
 
     let first = common::apply(&world, &spec);
     assert!(
-        first.stdout.contains("tljh.hub: verified: the hub answers"),
+        first.stdout.contains("tljh.hub: verified: the hub answers")
+            && first
+                .stdout
+                .contains("the user Python imports hubform-tiny-a"),
         "{}",
         first.stdout
     );

@@ -47,6 +47,26 @@ if [ -n "${HUB_PORT:-}" ] && command -v curl >/dev/null; then
     printf 'https:%s=%s\n' "$d" "$?"
   done
 fi
+if [ -n "${IMPORTS:-}" ] && [ -x /opt/tljh/user/bin/python ]; then
+  IMPORTS="$IMPORTS" timeout 300 /opt/tljh/user/bin/python - <<'PY'
+import importlib, importlib.metadata as metadata, os
+for dist in os.environ["IMPORTS"].split():
+    try:
+        top = (metadata.distribution(dist).read_text("top_level.txt") or "")
+    except Exception:
+        top = ""
+    modules = top.split() or [dist.replace("-", "_").lower()]
+    error = "not importable"
+    for module in modules:
+        try:
+            importlib.import_module(module)
+            error = ""
+            break
+        except Exception as e:
+            error = type(e).__name__ + ": " + str(e).replace("\n", " ")
+    print("import:" + dist + "=" + (error or "ok"))
+PY
+fi
 section disk
 df -P -k / | tail -n 1
 section memory
@@ -84,6 +104,8 @@ pub struct Facts {
     /// curl's exit code for each HTTPS name: 0 trusted, 60 untrusted
     /// certificate, others no answer.
     pub https: BTreeMap<String, i32>,
+    /// For each distribution checked, `ok` or why it does not import.
+    pub imports: BTreeMap<String, String>,
 }
 
 /// What to check on the host besides observing it.
@@ -95,6 +117,15 @@ pub struct Checks {
     pub https_port: i64,
     /// Names whose certificate must be trusted.
     pub https_names: Vec<String>,
+    /// pip distributions the user Python must import (after apply only:
+    /// importing a scientific stack takes seconds).
+    pub imports: Vec<String>,
+}
+
+/// Whether a word is safe inside the probe's single quotes.
+fn plain(word: &str) -> bool {
+    word.chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
 }
 
 impl Checks {
@@ -105,16 +136,16 @@ impl Checks {
             head.push_str(&format!("HUB_PORT={port}\n"));
         }
         head.push_str(&format!("HTTPS_PORT={}\n", self.https_port));
-        let names: Vec<String> = self
-            .https_names
-            .iter()
-            .filter(|n| {
-                n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
-            })
-            .cloned()
-            .collect();
-        head.push_str(&format!("HTTPS_NAMES='{}'\n", names.join(" ")));
+        let words = |list: &[String]| {
+            let safe: Vec<&str> = list
+                .iter()
+                .map(String::as_str)
+                .filter(|w| plain(w))
+                .collect();
+            safe.join(" ")
+        };
+        head.push_str(&format!("HTTPS_NAMES='{}'\n", words(&self.https_names)));
+        head.push_str(&format!("IMPORTS='{}'\n", words(&self.imports)));
         format!("{head}{SCRIPT}")
     }
 }
@@ -153,6 +184,12 @@ impl Facts {
             .iter()
             .filter_map(|(k, v)| {
                 Some((k.strip_prefix("https:")?.to_owned(), v.parse().ok()?))
+            })
+            .collect();
+        facts.imports = verify
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((k.strip_prefix("import:")?.to_owned(), v.clone()))
             })
             .collect();
         facts.config = flatten_config(text("config"))?;

@@ -135,8 +135,16 @@ impl Host {
         let mut results = Vec::new();
         for install in desired.of_kind(Kind::Tljh) {
             let key = &install.id.key;
+            let mut checks = checks(desired, key);
+            checks.imports = desired
+                .get(&ResourceId::new(Kind::Packages, key))
+                .map(|p| p.items("pip"))
+                .unwrap_or_default()
+                .iter()
+                .map(|item| item.split("==").next().unwrap_or(item).to_owned())
+                .collect();
             let facts = match self.session(aws, desired, key, true).await {
-                Ok(session) => probe(&session, &checks(desired, key)).await,
+                Ok(session) => probe(&session, &checks).await,
                 Err(e) => Err(e),
             };
             let result = match facts {
@@ -301,8 +309,8 @@ async fn run(
         || out.stderr.contains("sudo: a terminal is required");
     let hint = if sudo {
         format!(
-            "; {} has no passwordless sudo for this user (hubform runs \
-             `sudo -n`): add a NOPASSWD rule as cloud-init does",
+            "; {} has no passwordless sudo for this user (hubform ran \
+             `{command}`): add a NOPASSWD rule as cloud-init does",
             session.host()
         )
     } else {
@@ -350,6 +358,7 @@ fn checks(desired: &Desired, key: &str) -> Checks {
         hub_port: Some(port("http.port", 80)),
         https_port: port("https.port", 443),
         https_names,
+        imports: Vec::new(),
     }
 }
 
@@ -372,6 +381,13 @@ fn verify(desired: &Desired, key: &str, facts: &Facts) -> Vec<String> {
         None => problems.push(
             "the hub could not be checked (no curl on the server)".to_owned(),
         ),
+    }
+    for (dist, outcome) in &facts.imports {
+        if outcome != "ok" {
+            problems.push(format!(
+                "the user Python cannot import {dist}: {outcome}"
+            ));
+        }
     }
     let https_on =
         facts.config.get("https.enabled") == Some(&Value::Bool(true));
@@ -402,6 +418,12 @@ fn verify(desired: &Desired, key: &str, facts: &Facts) -> Vec<String> {
 fn verified(desired: &Desired, key: &str, facts: &Facts) -> String {
     let port = checks(desired, key).hub_port.unwrap_or(80);
     let mut text = format!("the hub answers on port {port}");
+    if !facts.imports.is_empty() {
+        text.push_str(&format!(
+            "; the user Python imports {}",
+            facts.imports.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     let trusted: Vec<&str> = facts
         .https
         .iter()
