@@ -603,6 +603,45 @@ async fn a_changed_host_key_is_refused() {
     assert_eq!(pinned_host_key(&w.world).await, pinned, "the pin stays");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_key_lost_from_the_instance_is_pinned_again_by_apply() {
+    let w = Workshop::applied("").await;
+    let ec2 = w.world.ec2().await;
+    let found = ec2
+        .describe_instances()
+        .send()
+        .await
+        .expect("DescribeInstances");
+    let instance = found
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.tags().iter().any(|t| t.key() == Some("hubform:host-key")))
+        .and_then(|i| i.instance_id())
+        .expect("a pinned instance")
+        .to_owned();
+    ec2.delete_tags()
+        .resources(&instance)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("hubform:host-key")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DeleteTags");
+    assert_eq!(pinned_host_key(&w.world).await, None);
+
+    // A change on a running server: observation trusts the key on first
+    // contact, and the apply that acts on it pins it.
+    w.edit("limits.memory: 4G", "limits.memory: 2G");
+    w.apply();
+    assert_eq!(
+        pinned_host_key(&w.world).await.as_deref(),
+        Some(&*w.tljh.host.host_public_key())
+    );
+}
+
 /// Site-packages of the user environment gets a hook that holds
 /// `pip install hubform-tiny-b` at start while /tmp/hubform-hold exists
 /// (and says so in /tmp/hubform-held). /tmp starts empty at a reboot.

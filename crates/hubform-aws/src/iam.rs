@@ -18,19 +18,7 @@ fn set_change(
     change: &Change,
     name: &str,
 ) -> (BTreeSet<String>, BTreeSet<String>) {
-    let as_set = |v: Option<&Value>| match v {
-        Some(Value::Set(items)) => items.clone(),
-        _ => BTreeSet::new(),
-    };
-    let old = as_set(change.live.as_ref().and_then(|l| l.attrs.get(name)));
-    let new = as_set(
-        change
-            .desired
-            .as_ref()
-            .and_then(|d| d.attrs.get(name))
-            .map(|a| &a.value),
-    );
-    (old, new)
+    (change.live_items(name), change.wanted_items(name))
 }
 
 pub async fn group(aws: &Aws, change: &Change) -> Result<String, Failure> {

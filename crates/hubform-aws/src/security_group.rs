@@ -19,20 +19,14 @@ use crate::Aws;
 const ALREADY_THERE: &[&str] = &["InvalidPermission.Duplicate"];
 const ALREADY_GONE: &[&str] = &["InvalidPermission.NotFound"];
 
-fn rule_set(value: Option<&Value>) -> BTreeSet<String> {
-    match value {
-        Some(Value::Set(items)) => items.clone(),
-        _ => BTreeSet::new(),
-    }
-}
-
-fn wanted(change: &Change, name: &str) -> Option<BTreeSet<String>> {
-    let attr = change.desired.as_ref()?.attrs.get(name)?;
-    Some(rule_set(Some(&attr.value)))
-}
-
-fn found(change: &Change, name: &str) -> BTreeSet<String> {
-    rule_set(change.live.as_ref().and_then(|l| l.attrs.get(name)))
+/// The rules the spec wants in `direction`; `None` when it does not
+/// manage that direction (egress without an `egress` list).
+fn wanted(change: &Change, direction: &str) -> Option<BTreeSet<String>> {
+    let desired = change.desired.as_ref()?;
+    desired
+        .attrs
+        .contains_key(direction)
+        .then(|| change.wanted_items(direction))
 }
 
 pub async fn execute(
@@ -100,7 +94,7 @@ async fn sync_rules(
         let Some(want) = wanted(change, direction) else {
             continue;
         };
-        let have = found(change, direction);
+        let have = change.live_items(direction);
         let add: Vec<Rule> = parse(want.difference(&have))?;
         let remove: Vec<Rule> = parse(have.difference(&want))?;
         let egress = direction == "egress";

@@ -11,7 +11,7 @@
 //! assert!(plan.is_empty());
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::graph::Desired;
 use crate::model::{
@@ -79,6 +79,26 @@ pub struct Change {
     pub diffs: Vec<Diff>,
     /// Changes that must finish before this one starts.
     pub after: Vec<ResourceId>,
+}
+
+fn items(value: Option<&Value>) -> BTreeSet<String> {
+    match value {
+        Some(Value::Set(items)) => items.clone(),
+        _ => BTreeSet::new(),
+    }
+}
+
+impl Change {
+    /// The items of set attribute `name` the spec wants (none if absent).
+    pub fn wanted_items(&self, name: &str) -> BTreeSet<String> {
+        let desired = self.desired.as_ref();
+        items(desired.and_then(|d| d.attrs.get(name)).map(|a| &a.value))
+    }
+
+    /// The items of set attribute `name` found live (none if absent).
+    pub fn live_items(&self, name: &str) -> BTreeSet<String> {
+        items(self.live.as_ref().and_then(|l| l.attrs.get(name)))
+    }
 }
 
 /// A change that cannot be planned, at the spec line that asks for it.

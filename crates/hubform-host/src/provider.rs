@@ -75,7 +75,11 @@ pub struct Host {
     base_dir: PathBuf,
     endpoint_override: Option<String>,
     settings: HostSettings,
-    sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+    /// Open sessions by server, and whether the key they trusted on first
+    /// contact still waits to be pinned.
+    sessions: Mutex<BTreeMap<String, (Arc<Session>, bool)>>,
+    /// Pins read during observation (empty: none), saving a lookup.
+    pins: Mutex<BTreeMap<String, String>>,
 }
 
 impl Host {
@@ -91,6 +95,7 @@ impl Host {
             endpoint_override,
             settings,
             sessions: Mutex::new(BTreeMap::new()),
+            pins: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -111,6 +116,8 @@ impl Host {
             if live.get_extra("state") != Some("running") {
                 continue;
             }
+            let pin = live.get_extra("host_key").unwrap_or_default();
+            self.pins.lock().await.insert(key.clone(), pin.to_owned());
             let session = self.session(aws, desired, key, false).await?;
             let facts = probe(&session, &checks(desired, key)).await?;
             add_lives(desired, key, &facts, observed);
@@ -206,12 +213,24 @@ impl Host {
         pin: bool,
     ) -> Result<Arc<Session>, Failure> {
         let mut sessions = self.sessions.lock().await;
-        if let Some(s) = sessions.get(key).filter(|s| !s.is_closed()) {
-            return Ok(Arc::clone(s));
+        if let Some((open, unpinned)) = sessions.get_mut(key) {
+            if !open.is_closed() {
+                // Trusted during a plan: pin it now that apply acts.
+                if *unpinned && pin {
+                    aws.pin_host_key(key, open.host_key()).await?;
+                    *unpinned = false;
+                }
+                return Ok(Arc::clone(open));
+            }
         }
 
         let target = self.target(aws, desired, key).await?;
-        let policy = match aws.pinned_host_key(key).await? {
+        let known = self.pins.lock().await.get(key).cloned();
+        let pinned = match known {
+            Some(pin) => Some(pin).filter(|p| !p.is_empty()),
+            None => aws.pinned_host_key(key).await?,
+        };
+        let policy = match pinned {
             Some(pinned) => HostKeyPolicy::Pin(pinned),
             None => HostKeyPolicy::TrustOnFirstUse,
         };
@@ -223,7 +242,8 @@ impl Host {
             aws.pin_host_key(key, session.host_key()).await?;
         }
         let session = Arc::new(session);
-        sessions.insert(key.to_owned(), Arc::clone(&session));
+        let unpinned = first_contact && !pin;
+        sessions.insert(key.to_owned(), (Arc::clone(&session), unpinned));
         Ok(session)
     }
 
@@ -317,7 +337,7 @@ async fn run(
         String::new()
     };
     Err(Failure::new(format!(
-        "{what} on {} exited with {:?}: {}{hint}",
+        "{what} on {} exited with {}: {}{hint}",
         session.host(),
         out.status,
         tail.join(" | ")

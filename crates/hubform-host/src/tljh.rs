@@ -2,8 +2,6 @@
 //! keys, the reloads those keys need, and package installs — each as one
 //! shell script run with `sudo -n`, absolute paths and timeouts.
 
-use std::collections::BTreeSet;
-
 use hubform_core::model::Value;
 use hubform_core::plan::Change;
 
@@ -110,16 +108,8 @@ pub fn config_script(change: &Change) -> Vec<String> {
 /// The items a package change installs: those the spec wants and the host
 /// lacks.
 pub fn missing(change: &Change, manager: &str) -> Vec<String> {
-    let set = |v: Option<&Value>| match v {
-        Some(Value::Set(items)) => items.clone(),
-        _ => BTreeSet::new(),
-    };
-    let want = set(change
-        .desired
-        .as_ref()
-        .and_then(|d| d.attrs.get(manager))
-        .map(|a| &a.value));
-    let have = set(change.live.as_ref().and_then(|l| l.attrs.get(manager)));
+    let want = change.wanted_items(manager);
+    let have = change.live_items(manager);
     want.difference(&have).cloned().collect()
 }
 
