@@ -449,6 +449,21 @@ async fn values_of_the_wrong_type_are_planned_and_repaired() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn two_wrong_values_at_once_are_repaired_in_one_apply() {
+    let w = Workshop::applied("").await;
+    w.tljh
+        .tljh_config_ok("--no-validate set services.cull.timeout abc");
+    w.tljh.tljh_config_ok("--no-validate set limits.memory 4");
+
+    // Each write alone would fail TLJH's whole-file validation on the
+    // other wrong value.
+    w.apply();
+    assert_eq!(config_value(&w.tljh, "services.cull.timeout"), json!(3600));
+    assert_eq!(config_value(&w.tljh, "limits.memory"), json!("4G"));
+    w.plan_no_changes();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_changed_key_sets_only_that_key_with_only_its_reload() {
     let w = Workshop::applied("").await;
     let calls = tljh_config_calls(&w.tljh).len();

@@ -596,9 +596,8 @@ async fn configure(
     settings: &HostSettings,
     progress: &dyn Progress,
 ) -> Result<String, Failure> {
-    let lines = tljh::config_script(change);
-    if !lines.is_empty() {
-        let script = format!("set -e\n{}\n", lines.join("\n"));
+    let script = tljh::config_script(change);
+    if !script.is_empty() {
         let options = RunOptions {
             stdin: Some(script.as_bytes()),
             ..RunOptions::new(settings.command)

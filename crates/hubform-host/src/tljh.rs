@@ -70,7 +70,33 @@ fn scalar(value: &Value) -> Option<String> {
 /// The shell lines that bring the changed keys of a `tljh_config` change
 /// to the spec's values. Lists are rewritten whole (unset, then add each
 /// item once), which also clears duplicates made by hand.
-pub fn config_script(change: &Change) -> Vec<String> {
+///
+/// `tljh-config` (2.0 and later) validates the whole file on every write,
+/// so one wrong value left by hand would refuse every fix but its own:
+/// all writes but the last skip validation, and the last validates the
+/// result. Older versions have no such flag and do not validate.
+pub fn config_script(change: &Change) -> String {
+    let lines = config_lines(change);
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut script = String::from("set -e\n");
+    if lines.len() > 1 {
+        script.push_str(
+            "NV=\nif /usr/bin/tljh-config --help 2>/dev/null | grep -q \
+             -- --no-validate; then NV=--no-validate; fi\n",
+        );
+    }
+    let last = lines.len() - 1;
+    for (i, line) in lines.iter().enumerate() {
+        let flag = if i < last { " $NV" } else { "" };
+        script.push_str(&format!("{TLJH_CONFIG}{flag} {line}\n"));
+    }
+    script
+}
+
+/// The `tljh-config` subcommands of a change, without the program.
+fn config_lines(change: &Change) -> Vec<String> {
     let mut lines = Vec::new();
     for diff in &change.diffs {
         let key = quote(&diff.name);
@@ -78,26 +104,20 @@ pub fn config_script(change: &Change) -> Vec<String> {
         match &diff.new {
             Some(Value::List(items)) => {
                 if had {
-                    lines.push(format!("{TLJH_CONFIG} unset {key}"));
+                    lines.push(format!("unset {key}"));
                 }
                 for item in items {
-                    lines.push(format!(
-                        "{TLJH_CONFIG} add-item {key} {}",
-                        quote(item)
-                    ));
+                    lines.push(format!("add-item {key} {}", quote(item)));
                 }
             }
             Some(Value::None) | None => {
                 if had {
-                    lines.push(format!("{TLJH_CONFIG} unset {key}"));
+                    lines.push(format!("unset {key}"));
                 }
             }
             Some(value) => {
                 if let Some(text) = scalar(value) {
-                    lines.push(format!(
-                        "{TLJH_CONFIG} set {key} {}",
-                        quote(&text)
-                    ));
+                    lines.push(format!("set {key} {}", quote(&text)));
                 }
             }
         }
@@ -197,15 +217,20 @@ mod tests {
             diff("services.cull.timeout", Value::Int(600), Value::Int(3600)),
         ]);
         assert_eq!(
-            config_script(&c),
+            config_lines(&c),
             [
-                "/usr/bin/tljh-config unset users.admin",
-                "/usr/bin/tljh-config add-item users.admin a",
-                "/usr/bin/tljh-config add-item users.admin 'b c'",
-                "/usr/bin/tljh-config set limits.memory 4G",
-                "/usr/bin/tljh-config set services.cull.timeout 3600",
+                "unset users.admin",
+                "add-item users.admin a",
+                "add-item users.admin 'b c'",
+                "set limits.memory 4G",
+                "set services.cull.timeout 3600",
             ]
         );
+        let script = config_script(&c);
+        assert!(script.contains(
+            "/usr/bin/tljh-config $NV set limits.memory 4G\n\
+             /usr/bin/tljh-config set services.cull.timeout 3600\n"
+        ));
     }
 
     #[test]
