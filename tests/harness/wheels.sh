@@ -7,6 +7,10 @@
 #                      hubform-tiny-a 1.0, 1.1   import hubform_tiny_a
 #                      hubform-tiny-b 1.0, 1.1   import hubform_tiny_b
 #                      hubform-tiny-c 1.0        needs hubform-tiny-a>=1.1
+#                    and empty stand-ins, version 0.0.0+hubform.stub, of
+#                    the packages the example workshop installs: pandas,
+#                    numpy, matplotlib, scipy, flopy, geopandas, jupyter,
+#                    ipywidgets (import pandas ... works, nothing else);
 #                    each module has __version__; built with `pip wheel`
 #                    from generated sources and a stdlib build backend.
 #   hubform-ca/      the test CA (ca.pem, ca.key) that plays Let's Encrypt:
@@ -35,6 +39,14 @@ packages=(
     "hubform-tiny-b 1.1 - second tiny package, new release"
     "hubform-tiny-c 1.0 hubform-tiny-a>=1.1 tiny package with a dependency"
 )
+# The example workshop's pip packages (specs/groundwater-workshop.yaml),
+# for the offline demo and its test: each distribution's import name is
+# its own name.
+stub=0.0.0+hubform.stub
+for name in pandas numpy matplotlib scipy flopy geopandas jupyter ipywidgets
+do
+    packages+=("$name $stub - empty offline stand-in of $name")
+done
 
 recipe="$( (cat "$0" "$backend"; printf '%s\n' "${packages[@]}") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$wheels/.recipe" 2>/dev/null)" != "$recipe" ]; then
@@ -64,7 +76,7 @@ description = "$description"
 dependencies = $deps
 EOF
         cat >"$src/$module/__init__.py" <<EOF
-"""$name $version: a tiny package for hubform's tests."""
+"""$name $version: $description, for hubform's tests."""
 
 __version__ = "$version"
 EOF

@@ -13,10 +13,41 @@ pub const EXAMPLE: &str = "specs/groundwater-workshop.yaml";
 /// The smaller example.
 pub const SMALL: &str = "specs/small-workshop.yaml";
 
-/// The text of a committed spec.
+/// The text of a committed spec without its host layer: the AWS tests
+/// start no SSH host, and the host-layer tests append their own `tljh`
+/// block (the last block of the example's server).
 pub fn spec_text(relative: &str) -> String {
+    without_host_layer(&full_spec_text(relative))
+}
+
+/// The text of a committed spec, host layer included.
+pub fn full_spec_text(relative: &str) -> String {
     std::fs::read_to_string(workspace_root().join(relative))
         .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
+}
+
+/// `text` without the server's `    tljh:` block and the comment lines
+/// right above it.
+fn without_host_layer(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| *l == "    tljh:") else {
+        return text.to_owned();
+    };
+    let mut from = start;
+    while from > 0 && lines[from - 1].starts_with("    #") {
+        from -= 1;
+    }
+    // The block goes on while lines are blank or indented deeper.
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.trim().is_empty() && !l.starts_with("     "))
+        .map_or(lines.len(), |n| start + 1 + n);
+    let mut out = String::new();
+    for line in lines[..from].iter().chain(&lines[end..]) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Writes `text` as `name` into the world's folder and returns its path.

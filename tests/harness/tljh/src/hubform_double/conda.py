@@ -45,6 +45,8 @@ TABLE = {
     "nodejs": (["20.17.0", "22.9.0"], "hf235a45_0"),
     "git": (["2.46.1"], "pl5321h59d505e_0"),
     "xarray": (["2024.9.0"], "pyhd8ed1ab_1"),
+    "geopandas": (["1.0.1"], "pyhd8ed1ab_1"),
+    "rasterio": (["1.4.1"], "py311h2c9b2a1_0"),
     "hubform-tiny-conda": (["1.0", "1.1"], "pyhd8ed1ab_0"),
 }
 
