@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod drift;
 mod edits;
+mod example_host;
 mod host;
 mod host_smoke;
 mod https_waits;
