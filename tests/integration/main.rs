@@ -8,6 +8,7 @@ mod drift;
 mod edits;
 mod example_host;
 mod host;
+mod host_layer;
 mod host_smoke;
 mod https_waits;
 mod ssh;

@@ -167,6 +167,8 @@ pub fn plan(
 ) -> Result<Plan, Vec<PlanError>> {
     let mut errors = Vec::new();
     let mut actions: BTreeMap<ResourceId, Change> = BTreeMap::new();
+    // Resources with changes held back by a wait: only those say so.
+    let mut waiting: Vec<ResourceId> = Vec::new();
 
     for id in &desired.order {
         let Some(resource) = desired.get(id) else {
@@ -194,7 +196,13 @@ pub fn plan(
         }
         match diff_resource(resource, observed.live.get(id), &actions) {
             Ok(Some(change)) => {
-                if let Some(change) = hold_back(change, &observed.waits) {
+                let before = change.diffs.len();
+                let held = hold_back(change, &observed.waits);
+                let after = held.as_ref().map_or(0, |c| c.diffs.len());
+                if after < before {
+                    waiting.push(id.clone());
+                }
+                if let Some(change) = held {
                     actions.insert(id.clone(), change);
                 }
             }
@@ -229,7 +237,8 @@ pub fn plan(
         .collect();
     let mut notes = observed.notes.clone();
     notes.extend(downtime_notes(&actions));
-    notes.extend(observed.waits.iter().map(|w| Note {
+    let held = observed.waits.iter().filter(|w| waiting.contains(&w.id));
+    notes.extend(held.map(|w| Note {
         id: w.id.clone(),
         text: format!("{} wait(s): {}", w.attrs.join(", "), w.reason),
     }));
