@@ -820,3 +820,16 @@ async fn no_passwordless_sudo_fails_naming_host_and_command() {
     );
     assert!(text.contains("`sudo -n sh -s`"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reboot_the_os_asks_for_is_noted() {
+    let w = Workshop::applied("").await;
+    w.tljh.host.sudo_ok("touch /var/run/reboot-required");
+    let run = w.plan().expect_code(0);
+    assert!(
+        run.stdout
+            .contains("instance.hub: the server's OS asks for a reboot"),
+        "{}",
+        run.stdout
+    );
+}

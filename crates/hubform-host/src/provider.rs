@@ -127,6 +127,16 @@ impl Host {
                     text: problem,
                 });
             }
+            if facts.reboot_required {
+                // TODO-correctness: the opt-in `system` resource (apt
+                // upgrade, reboot) is not built yet; say what the OS asks.
+                observed.notes.push(Note {
+                    id: instance,
+                    text: "the server's OS asks for a reboot \
+                           (/var/run/reboot-required) after its updates"
+                        .to_owned(),
+                });
+            }
         }
         Ok(())
     }
