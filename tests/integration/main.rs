@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod common;
 mod crash;
+mod dns_record;
 mod drift;
 mod edits;
 mod example_host;

@@ -127,7 +127,7 @@ pub async fn load(
     let config = loader.load().await;
 
     if options.loopback_only {
-        for service in ["EC2", "IAM", "STS"] {
+        for service in ["EC2", "IAM", "STS", "Route 53"] {
             // A URL given on the command line wins over every other source.
             let url = options
                 .endpoint_url

@@ -31,6 +31,7 @@ use hubform_core::provider::{Failure, Progress, Provider};
 
 mod address;
 pub mod connect;
+mod dns;
 pub mod error;
 mod files;
 mod iam;
@@ -47,6 +48,7 @@ pub use error::AwsError;
 pub struct Aws {
     ec2: aws_sdk_ec2::Client,
     iam: aws_sdk_iam::Client,
+    route53: aws_sdk_route53::Client,
     sts: aws_sdk_sts::Client,
     workshop: String,
     base_dir: PathBuf,
@@ -73,16 +75,19 @@ impl Aws {
         let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
         let mut iam = aws_sdk_iam::config::Builder::from(&config);
         let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        let mut route53 = aws_sdk_route53::config::Builder::from(&config);
         if options.loopback_only {
             ec2 = ec2.interceptor(connect::LoopbackGuard);
             iam = iam.interceptor(connect::LoopbackGuard);
             sts = sts.interceptor(connect::LoopbackGuard);
+            route53 = route53.interceptor(connect::LoopbackGuard);
         }
 
         Ok(Aws {
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            route53: aws_sdk_route53::Client::from_conf(route53.build()),
             workshop: workshop.to_owned(),
             base_dir: base_dir.to_owned(),
             journal: Journal::open(base_dir, workshop),
@@ -302,6 +307,7 @@ impl Provider for Aws {
             Kind::Instance => instance::execute(self, change, progress).await,
             Kind::Volume => instance::volume(self, change).await,
             Kind::ElasticIp => address::execute(self, change).await,
+            Kind::DnsRecord => dns::execute(self, change).await,
             // Lookups only read; the planner never changes them.
             Kind::Image => Ok(String::new()),
             Kind::Tljh | Kind::TljhConfig | Kind::Packages => {

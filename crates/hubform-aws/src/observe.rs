@@ -51,6 +51,7 @@ pub async fn observe(
     merge(&mut observed, instance_lives(aws, desired, &instances));
     merge(&mut observed, address_lives(addresses?, &instances));
 
+    crate::dns::observe(aws, desired, &mut observed).await?;
     look_for_lookalikes(aws, desired, &mut observed).await?;
     newer_image_notes(aws, desired, &mut observed);
 

@@ -463,8 +463,35 @@ fn server_resources(
                     Policy::Update,
                     eip.pos,
                 )
-                .dep(instance_id),
+                .dep(instance_id.clone()),
         );
+    }
+    if let Some(dns) = &s.dns {
+        if let Some(zone) = &dns.value.zone {
+            // The record points at the Elastic IP, else the instance.
+            let target = if s.elastic_ip.as_ref().is_some_and(|e| e.value) {
+                ResourceId::new(Kind::ElasticIp, key)
+            } else {
+                instance_id.clone()
+            };
+            out.push(
+                Resource::new(ResourceId::new(Kind::DnsRecord, key), dns.pos)
+                    .attr(
+                        "name",
+                        text(&dns.value.name),
+                        Policy::Replace,
+                        dns.value.name.pos,
+                    )
+                    .attr("zone", text(zone), Policy::Local, zone.pos)
+                    .attr(
+                        "address",
+                        Value::Ref(target.clone()),
+                        Policy::Update,
+                        dns.pos,
+                    )
+                    .dep(target),
+            );
+        }
     }
     out.extend(host);
     out

@@ -29,6 +29,8 @@ pub enum Kind {
     Volume,
     /// An Elastic IP and its association.
     ElasticIp,
+    /// A Route 53 A record pointing at a server.
+    DnsRecord,
     /// The Littlest JupyterHub installed on a server (host layer).
     Tljh,
     /// The `tljh-config` keys of a server (host layer).
@@ -39,7 +41,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order plans list them.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::IamGroup,
         Kind::IamUser,
         Kind::KeyPair,
@@ -48,6 +50,7 @@ impl Kind {
         Kind::Instance,
         Kind::Volume,
         Kind::ElasticIp,
+        Kind::DnsRecord,
         Kind::Tljh,
         Kind::TljhConfig,
         Kind::Packages,
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Instance => "instance",
             Kind::Volume => "volume",
             Kind::ElasticIp => "elastic_ip",
+            Kind::DnsRecord => "dns_record",
             Kind::Tljh => "tljh",
             Kind::TljhConfig => "tljh_config",
             Kind::Packages => "packages",
@@ -83,11 +87,14 @@ impl Kind {
             Kind::KeyPair | Kind::SecurityGroup | Kind::Image => {
                 &[Kind::Instance]
             }
-            Kind::Instance => &[Kind::Volume, Kind::ElasticIp, Kind::Tljh],
+            Kind::Instance => {
+                &[Kind::Volume, Kind::ElasticIp, Kind::Tljh, Kind::DnsRecord]
+            }
+            Kind::ElasticIp => &[Kind::DnsRecord],
             Kind::Tljh => &[Kind::TljhConfig, Kind::Packages],
             Kind::IamUser
             | Kind::Volume
-            | Kind::ElasticIp
+            | Kind::DnsRecord
             | Kind::TljhConfig
             | Kind::Packages => &[],
         }

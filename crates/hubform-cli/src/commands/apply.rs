@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use hubform_core::apply::{self, Outcome};
 use hubform_core::graph::Desired;
 use hubform_core::plan::render;
+use hubform_core::provider::Provider;
 
 use crate::cli::ApplyArgs;
 use crate::commands::{plan, CliError};
@@ -41,7 +42,19 @@ pub async fn run(
     } else {
         session.desired.clone()
     };
-    let plan = plan::make(&session, &desired).await?;
+    let plan = if destroy {
+        // Observed with the spec: untaggable objects (DNS records) are
+        // found by the names the spec gives them.
+        let observed = session.stack.aws.observe(&session.desired).await?;
+        hubform_core::plan::plan(&desired, &observed).map_err(|errors| {
+            CliError::Plan {
+                file: session.loaded.file(),
+                errors,
+            }
+        })?
+    } else {
+        plan::make(&session, &desired).await?
+    };
     if destroy && plan.is_empty() {
         println!(
             "No changes. No object of workshop {} exists.",

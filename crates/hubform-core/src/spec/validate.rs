@@ -546,19 +546,7 @@ impl Checker<'_> {
         if let Some(dns) = &server.dns {
             self.check(dns.name.pos, formats::hostname("dns name", &dns.name));
             if let Some(zone) = &dns.zone {
-                let before = self.found.len();
                 self.zone(&dns.name, zone);
-                // TODO-correctness: the host layer manages the Route 53
-                // record; until it lands, a zone must not look managed.
-                if self.found.len() == before {
-                    self.error(
-                    zone.pos,
-                    "dns.zone is not supported yet: hubform does not manage \
-                     Route 53 records in this version; remove zone and \
-                     create the A record yourself"
-                            .to_owned(),
-                    );
-                }
             }
         }
         for (key, value) in &server.tags {
