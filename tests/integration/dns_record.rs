@@ -83,7 +83,7 @@ async fn record_points_at_the_elastic_ip_is_repaired_and_destroyed() {
     let run = common::apply(&world, &spec);
     assert!(run.stdout.contains("+ dns_record.hub"), "{}", run.stdout);
     let ip = elastic_ip(&world).await;
-    assert_eq!(record(&r53, &zone_id).await, [ip.clone()]);
+    assert_eq!(record(&r53, &zone_id).await, std::slice::from_ref(&ip));
     let again = common::plan(&world, &spec).expect_code(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
 
