@@ -833,3 +833,65 @@ async fn a_reboot_the_os_asks_for_is_noted() {
         run.stdout
     );
 }
+
+/// An `apt-get` double for the test host (its real apt-get would reach the
+/// network): `-s upgrade` lists the upgrades pending in a state file,
+/// `upgrade` applies them and asks for a reboot, every call is recorded.
+const APT_GET: &str = r#"#!/bin/sh
+state=/var/lib/hubform-apt
+mkdir -p "$state"
+echo "$*" >>"$state/calls"
+case " $* " in
+  *" -s "*) n=$(cat "$state/pending" 2>/dev/null || echo 0); i=0
+    while [ "$i" -lt "$n" ]; do
+      echo "Inst pkg$i [1.0] (1.1 Ubuntu:22.04/jammy-updates [amd64])"
+      i=$((i + 1))
+    done ;;
+  *" upgrade "*) echo 0 >"$state/pending"; touch /var/run/reboot-required
+    echo "2 upgraded, 0 newly installed" ;;
+  *" update "*) echo "Reading package lists... Done" ;;
+esac
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opted_in_upgrades_run_when_pending_and_the_reboot_is_noted() {
+    let w =
+        Workshop::new(TljhHost::start(), "      system: { upgrade: true }\n")
+            .await;
+    w.tljh.host.sudo_ok(&format!(
+        "cat >/usr/bin/apt-get <<'EOF'\n{APT_GET}EOF\nchmod 0755 /usr/bin/apt-get"
+    ));
+    w.tljh.host.sudo_ok(
+        "mkdir -p /var/lib/hubform-apt && echo 2 >/var/lib/hubform-apt/pending",
+    );
+
+    let run = w.apply();
+    assert!(run.stdout.contains("+ system.hub"), "{}", run.stdout);
+    let calls = w.tljh.host.sudo_ok("cat /var/lib/hubform-apt/calls");
+    assert!(
+        calls.contains("update") && calls.contains("upgrade"),
+        "{calls}"
+    );
+    assert_eq!(
+        w.tljh.host.sudo_ok("cat /var/lib/hubform-apt/pending"),
+        "0\n"
+    );
+
+    let after = w.plan().expect_code(0);
+    assert!(after.stdout.contains("No changes."), "{}", after.stdout);
+    assert!(
+        after.stdout.contains("asks for a reboot"),
+        "{}",
+        after.stdout
+    );
+
+    // New upgrades pending: planned again.
+    w.tljh.host.sudo_ok("echo 1 >/var/lib/hubform-apt/pending");
+    let pending = w.plan().expect_code(2);
+    assert!(
+        pending.stdout.contains("~ system.hub")
+            && pending.stdout.contains("upgraded = false -> true"),
+        "{}",
+        pending.stdout
+    );
+}

@@ -310,7 +310,7 @@ impl Provider for Aws {
             Kind::DnsRecord => dns::execute(self, change).await,
             // Lookups only read; the planner never changes them.
             Kind::Image => Ok(String::new()),
-            Kind::Tljh | Kind::TljhConfig | Kind::Packages => {
+            Kind::System | Kind::Tljh | Kind::TljhConfig | Kind::Packages => {
                 Err(Failure::new(format!(
                     "{} belongs to the host layer, not to AWS",
                     change.id

@@ -22,7 +22,10 @@ pub struct Stack {
 }
 
 fn is_host(kind: Kind) -> bool {
-    matches!(kind, Kind::Tljh | Kind::TljhConfig | Kind::Packages)
+    matches!(
+        kind,
+        Kind::System | Kind::Tljh | Kind::TljhConfig | Kind::Packages
+    )
 }
 
 impl Provider for Stack {

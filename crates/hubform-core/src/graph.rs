@@ -547,6 +547,26 @@ fn host_resources(
     }
 
     let mut out = vec![install, config];
+    if let Some(system) = &t.system {
+        if let Some(upgrade) = system.value.upgrade.as_ref().filter(|u| u.value)
+        {
+            // Upgrades run before TLJH's install, as in the manual.
+            // It needs SSH as the install does: the same dependencies.
+            let system_id = ResourceId::new(Kind::System, key);
+            let mut upgrades = Resource::new(system_id.clone(), system.pos)
+                .attr(
+                    "upgraded",
+                    Value::Bool(true),
+                    Policy::Update,
+                    upgrade.pos,
+                );
+            for dep in &out[0].deps {
+                upgrades = upgrades.dep(dep.clone());
+            }
+            out.push(upgrades);
+            out[0] = out[0].clone().dep(system_id);
+        }
+    }
     if let Some(p) = &t.packages {
         let names = |list: &[Spanned<String>]| {
             Value::set(list.iter().map(|n| n.value.clone()))

@@ -31,6 +31,8 @@ pub enum Kind {
     ElasticIp,
     /// A Route 53 A record pointing at a server.
     DnsRecord,
+    /// The operating system packages of a server (host layer).
+    System,
     /// The Littlest JupyterHub installed on a server (host layer).
     Tljh,
     /// The `tljh-config` keys of a server (host layer).
@@ -41,7 +43,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order plans list them.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::IamGroup,
         Kind::IamUser,
         Kind::KeyPair,
@@ -51,6 +53,7 @@ impl Kind {
         Kind::Volume,
         Kind::ElasticIp,
         Kind::DnsRecord,
+        Kind::System,
         Kind::Tljh,
         Kind::TljhConfig,
         Kind::Packages,
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Volume => "volume",
             Kind::ElasticIp => "elastic_ip",
             Kind::DnsRecord => "dns_record",
+            Kind::System => "system",
             Kind::Tljh => "tljh",
             Kind::TljhConfig => "tljh_config",
             Kind::Packages => "packages",
@@ -87,14 +91,19 @@ impl Kind {
             Kind::KeyPair | Kind::SecurityGroup | Kind::Image => {
                 &[Kind::Instance]
             }
-            Kind::Instance => {
-                &[Kind::Volume, Kind::ElasticIp, Kind::Tljh, Kind::DnsRecord]
-            }
+            Kind::Instance => &[
+                Kind::Volume,
+                Kind::ElasticIp,
+                Kind::Tljh,
+                Kind::System,
+                Kind::DnsRecord,
+            ],
             Kind::ElasticIp => &[Kind::DnsRecord],
             Kind::Tljh => &[Kind::TljhConfig, Kind::Packages],
             Kind::IamUser
             | Kind::Volume
             | Kind::DnsRecord
+            | Kind::System
             | Kind::TljhConfig
             | Kind::Packages => &[],
         }

@@ -537,7 +537,7 @@ fn order_changes(
 fn delete_rank(kind: Kind) -> usize {
     match kind {
         Kind::TljhConfig | Kind::Packages => 5,
-        Kind::Tljh | Kind::DnsRecord => 4,
+        Kind::Tljh | Kind::System | Kind::DnsRecord => 4,
         Kind::Volume | Kind::ElasticIp => 3,
         Kind::Instance => 2,
         Kind::IamUser => 1,

@@ -71,6 +71,10 @@ section disk
 df -P -k / | tail -n 1
 section memory
 grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
+section apt
+if [ -n "${APT:-}" ] && command -v apt-get >/dev/null; then
+  printf 'upgradable=%s\n' "$(timeout 60 apt-get -s -q upgrade 2>/dev/null | grep -c '^Inst ')"
+fi
 section reboot
 [ -f /var/run/reboot-required ] && echo yes
 section end
@@ -106,6 +110,8 @@ pub struct Facts {
     pub https: BTreeMap<String, i32>,
     /// For each distribution checked, `ok` or why it does not import.
     pub imports: BTreeMap<String, String>,
+    /// Upgrades apt has pending (when asked for).
+    pub upgradable: Option<u64>,
 }
 
 /// What to check on the host besides observing it.
@@ -120,6 +126,8 @@ pub struct Checks {
     /// pip distributions the user Python must import (after apply only:
     /// importing a scientific stack takes seconds).
     pub imports: Vec<String>,
+    /// Count apt's pending upgrades.
+    pub apt: bool,
 }
 
 /// Whether a word is safe inside the probe's single quotes.
@@ -146,6 +154,9 @@ impl Checks {
         };
         head.push_str(&format!("HTTPS_NAMES='{}'\n", words(&self.https_names)));
         head.push_str(&format!("IMPORTS='{}'\n", words(&self.imports)));
+        if self.apt {
+            head.push_str("APT=1\n");
+        }
         format!("{head}{SCRIPT}")
     }
 }
@@ -192,6 +203,9 @@ impl Facts {
                 Some((k.strip_prefix("import:")?.to_owned(), v.clone()))
             })
             .collect();
+        facts.upgradable = pairs(text("apt"), '=')
+            .get("upgradable")
+            .and_then(|n| n.parse().ok());
         facts.config = flatten_config(text("config"))?;
         facts.pip = packages(text("pip"));
         facts.conda = packages(text("conda"));

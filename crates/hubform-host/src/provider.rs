@@ -202,6 +202,9 @@ impl Host {
             Kind::TljhConfig => {
                 configure(&session, change, &self.settings, progress).await
             }
+            Kind::System => {
+                upgrade(&session, change, &self.settings, progress).await
+            }
             Kind::Packages => {
                 packages(&session, change, &self.settings, progress).await
             }
@@ -389,6 +392,7 @@ fn checks(desired: &Desired, key: &str) -> Checks {
         https_port: port("https.port", 443),
         https_names,
         imports: Vec::new(),
+        apt: desired.get(&ResourceId::new(Kind::System, key)).is_some(),
     }
 }
 
@@ -487,6 +491,18 @@ fn add_lives(
     facts: &Facts,
     observed: &mut Observed,
 ) {
+    // The OS is there whether TLJH is or not.
+    let system = ResourceId::new(Kind::System, key);
+    if desired.get(&system).is_some() {
+        if let Some(pending) = facts.upgradable {
+            observed.live.insert(
+                system,
+                Live::new(format!("{pending} upgrade(s) pending"))
+                    .attr("upgraded", Value::Bool(pending == 0)),
+            );
+        }
+    }
+
     let Some(version) = &facts.tljh_version else {
         return;
     };
@@ -657,6 +673,26 @@ async fn configure(
         done.push(format!("reloaded {what}"));
     }
     Ok(done.join(", "))
+}
+
+/// `apt-get update` and `upgrade`, non-interactive, keeping changed
+/// configuration files.
+async fn upgrade(
+    session: &Session,
+    change: &Change,
+    settings: &HostSettings,
+    progress: &dyn Progress,
+) -> Result<String, Failure> {
+    let print = lines_to(progress, &change.id);
+    let command = "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -q \
+                   update && sudo -n env DEBIAN_FRONTEND=noninteractive \
+                   apt-get -y -q -o Dpkg::Options::=--force-confold upgrade";
+    let options = RunOptions {
+        on_line: Some(&print),
+        ..RunOptions::new(settings.install)
+    };
+    run(session, "apt-get upgrade", command, options).await?;
+    Ok("packages upgraded".to_owned())
 }
 
 async fn packages(

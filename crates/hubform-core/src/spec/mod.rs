@@ -48,6 +48,6 @@ pub use schema::{json_schema, SCHEMA_ID};
 pub use types::{
     ConfigValue, Dns, Https, Iam, IamGroup, IamUser, Image, KeyPair, Packages,
     Port, Pos, Resources, RootVolume, Rule, SecurityGroup, Server, Spanned,
-    Spec, Tljh,
+    Spec, System, Tljh,
 };
 pub use validate::{check_region, validate};

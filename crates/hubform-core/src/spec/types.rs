@@ -253,6 +253,9 @@ pub struct Tljh {
     /// local file (sent over SSH). Default: TLJH's own URL.
     #[serde(default)]
     pub bootstrap: Option<Spanned<String>>,
+    /// The server's operating system packages.
+    #[serde(default)]
+    pub system: Option<Spanned<System>>,
     /// JupyterHub admins (`users.admin`).
     #[serde(default)]
     pub admins: Vec<Spanned<String>>,
@@ -270,6 +273,16 @@ pub struct Tljh {
     /// Packages of the users' environment (`/opt/tljh/user`).
     #[serde(default)]
     pub packages: Option<Spanned<Packages>>,
+}
+
+/// The server's operating system.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct System {
+    /// Update the apt lists and upgrade the packages (`apt-get upgrade`)
+    /// whenever upgrades are pending. Off unless set.
+    #[serde(default)]
+    pub upgrade: Option<Spanned<bool>>,
 }
 
 /// HTTPS with a Let's Encrypt certificate.
