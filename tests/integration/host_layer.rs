@@ -895,3 +895,76 @@ async fn opted_in_upgrades_run_when_pending_and_the_reboot_is_noted() {
         pending.stdout
     );
 }
+
+/// Doubles of the disk tools for the test host (its root is the machine's
+/// own disk): the root file system is /dev/nvme0n1p1 on /dev/nvme0n1,
+/// their sizes in /var/lib/hubform-disk; growpart and resize2fs record
+/// their calls and resize2fs fills the disk.
+const DISK_TOOLS: &str = r#"d=/var/lib/hubform-disk
+mkdir -p $d /usr/local/bin
+cat >/usr/local/bin/findmnt <<'X'
+#!/bin/sh
+d=/var/lib/hubform-disk
+case "$*" in
+  *SOURCE*) echo /dev/nvme0n1p1 ;; *FSTYPE*) echo ext4 ;; *SIZE*) cat $d/fs ;;
+esac
+X
+cat >/usr/local/bin/lsblk <<'X'
+#!/bin/sh
+d=/var/lib/hubform-disk
+case "$*" in
+  *PKNAME*) echo nvme0n1 ;; *PARTN*) echo 1 ;; *SIZE*) cat $d/disk ;;
+esac
+X
+cat >/usr/local/bin/growpart <<'X'
+#!/bin/sh
+echo "growpart $*" >>/var/lib/hubform-disk/calls
+X
+cat >/usr/local/bin/resize2fs <<'X'
+#!/bin/sh
+d=/var/lib/hubform-disk
+echo "resize2fs $*" >>$d/calls; cp $d/disk $d/fs
+X
+chmod 0755 /usr/local/bin/findmnt /usr/local/bin/lsblk \
+  /usr/local/bin/growpart /usr/local/bin/resize2fs
+"#;
+
+const GIB: u64 = 1 << 30;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grown_volume_grows_the_root_file_system() {
+    let w = Workshop::applied("").await;
+    w.tljh.host.sudo_ok(DISK_TOOLS);
+    w.tljh.host.sudo_ok(&format!(
+        "echo {} >/var/lib/hubform-disk/disk; echo {} >/var/lib/hubform-disk/fs",
+        30 * GIB,
+        20 * GIB
+    ));
+
+    // The disk is larger than its file system: the plan says so.
+    let noted = w.plan().expect_code(0);
+    assert!(
+        noted
+            .stdout
+            .contains("the root file system uses 20.0 of the disk's 30.0 GiB"),
+        "{}",
+        noted.stdout
+    );
+
+    // The spec grows the volume: the file system follows in one apply.
+    w.edit("size_gb: 20", "size_gb: 30");
+    let run = w.apply();
+    assert!(
+        run.stderr.contains("root file system grown to 30.0 GiB"),
+        "{}",
+        run.stderr
+    );
+    let calls = w.tljh.host.sudo_ok("cat /var/lib/hubform-disk/calls");
+    assert!(
+        calls.contains("growpart /dev/nvme0n1 1")
+            && calls.contains("resize2fs /dev/nvme0n1p1"),
+        "{calls}"
+    );
+    let after = w.plan().expect_code(0);
+    assert!(!after.stdout.contains("root file system uses"));
+}

@@ -3,8 +3,8 @@
 
 use hubform_aws::Aws;
 use hubform_core::graph::Desired;
-use hubform_core::model::{Kind, Observed};
-use hubform_core::plan::Change;
+use hubform_core::model::{Kind, Observed, ResourceId};
+use hubform_core::plan::{Action, Change};
 use hubform_core::provider::{Failure, Progress, Provider};
 use hubform_host::provider::Host;
 use hubform_host::waits::{dns_notes, https_waits, Resolver};
@@ -48,7 +48,41 @@ impl Provider for Stack {
                 .execute(&self.aws, &self.desired, change, progress)
                 .await
         } else {
-            self.aws.execute(change, progress).await
+            let done = self.aws.execute(change, progress).await?;
+            self.grow_root(change, progress, done).await
         }
+    }
+}
+
+impl Stack {
+    /// After a root volume grew, a server with a host layer grows its
+    /// partition and file system too.
+    async fn grow_root(
+        &self,
+        change: &Change,
+        progress: &dyn Progress,
+        done: String,
+    ) -> Result<String, Failure> {
+        let key = &change.id.key;
+        let grew = change.id.kind == Kind::Volume
+            && change.action == Action::Update
+            && change.diffs.iter().any(|d| d.name == "size_gb");
+        let has_host = self
+            .desired
+            .get(&ResourceId::new(Kind::Tljh, key))
+            .is_some();
+        if !grew || !has_host {
+            return Ok(done);
+        }
+        let size = change
+            .desired
+            .as_ref()
+            .and_then(|d| d.int("size_gb"))
+            .unwrap_or(0);
+        let grown = self
+            .host
+            .grow_root(&self.aws, &self.desired, key, size, progress)
+            .await?;
+        Ok(format!("{done}; {grown}"))
     }
 }

@@ -69,6 +69,10 @@ PY
 fi
 section disk
 df -P -k / | tail -n 1
+section root
+src=$(findmnt -no SOURCE /)
+printf 'fs_bytes=%s\n' "$(findmnt -bno SIZE /)"
+printf 'disk_bytes=%s\n' "$(lsblk -bdno SIZE "/dev/$(lsblk -no PKNAME "$src")")"
 section memory
 grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
 section apt
@@ -99,6 +103,8 @@ pub struct Facts {
     pub services: BTreeMap<String, String>,
     /// The root file system's `df -P -k` line.
     pub disk: String,
+    /// The root file system's size and its disk's, in bytes.
+    pub root: Option<(u64, u64)>,
     /// Total and available memory in KiB.
     pub memory: BTreeMap<String, u64>,
     /// Whether the OS asks for a reboot.
@@ -203,6 +209,9 @@ impl Facts {
                 Some((k.strip_prefix("import:")?.to_owned(), v.clone()))
             })
             .collect();
+        let root = pairs(text("root"), '=');
+        let bytes = |k: &str| root.get(k).and_then(|v| v.parse::<u64>().ok());
+        facts.root = bytes("fs_bytes").zip(bytes("disk_bytes"));
         facts.upgradable = pairs(text("apt"), '=')
             .get("upgradable")
             .and_then(|n| n.parse().ok());

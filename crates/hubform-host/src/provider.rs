@@ -127,6 +127,19 @@ impl Host {
                     text: problem,
                 });
             }
+            if let Some((fs, disk)) = facts.root.filter(|(f, d)| f * 10 < d * 9)
+            {
+                observed.notes.push(Note {
+                    id: ResourceId::new(Kind::Volume, key),
+                    text: format!(
+                        "the root file system uses {} of the disk's {} GiB; \
+                         the next volume change grows it, or run growpart \
+                         and resize2fs on the server",
+                        gib(fs),
+                        gib(disk)
+                    ),
+                });
+            }
             if facts.reboot_required {
                 // TODO-correctness: the opt-in `system` resource (apt
                 // upgrade, reboot) is not built yet; say what the OS asks.
@@ -139,6 +152,58 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    /// Grows server `key`'s root partition and file system to fill its
+    /// disk, after the volume grew: waits until the OS sees the new size,
+    /// then `growpart` and `resize2fs` (or `xfs_growfs`).
+    pub async fn grow_root(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        key: &str,
+        size_gb: i64,
+        progress: &dyn Progress,
+    ) -> Result<String, Failure> {
+        let session = self.session(aws, desired, key, true).await?;
+        let want = u64::try_from(size_gb).unwrap_or(0) << 30;
+        let script = format!(
+            "set -e
+src=$(findmnt -no SOURCE /)
+disk=/dev/$(lsblk -no PKNAME \"$src\")
+part=$(cat /sys/class/block/$(basename \"$src\")/partition 2>/dev/null || lsblk -no PARTN \"$src\")
+i=0
+while [ \"$(lsblk -bdno SIZE \"$disk\")\" -lt {want} ]; do
+  i=$((i + 1)); [ $i -le 120 ] || {{ echo \"$disk is still smaller than {size_gb} GiB\" >&2; exit 1; }}
+  sleep 5
+done
+growpart \"$disk\" \"$part\" || [ $? -eq 1 ]
+case \"$(findmnt -no FSTYPE /)\" in
+  xfs) xfs_growfs / ;;
+  *) resize2fs \"$src\" ;;
+esac
+findmnt -bno SIZE /
+"
+        );
+        let id = ResourceId::new(Kind::Volume, key);
+        let print = lines_to(progress, &id);
+        let options = RunOptions {
+            stdin: Some(script.as_bytes()),
+            on_line: Some(&print),
+            ..RunOptions::new(self.settings.install)
+        };
+        let out = run(
+            &session,
+            "growing the root file system",
+            "sudo -n sh -s",
+            options,
+        )
+        .await?;
+        let size = out.lines().last().and_then(|l| l.trim().parse().ok());
+        Ok(format!(
+            "root file system grown to {} GiB",
+            size.map_or("?".to_owned(), gib)
+        ))
     }
 
     /// Checks every server's host after an apply: the hub answers and,
@@ -299,6 +364,11 @@ impl Host {
             ),
         })
     }
+}
+
+/// Bytes as GiB with one decimal.
+fn gib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / f64::from(1u32 << 30))
 }
 
 /// `HOST`, `HOST:PORT` or `[V6]:PORT` into host and port (22 by default).
