@@ -324,6 +324,10 @@ async fn crash_after_run_instances_while_instance_hidden() {
 async fn crash_after_run_instances_then_destroy_and_apply() {
     let (world, spec) = crash_and_reapply("after-run-instances", None).await;
     let spec_arg = spec.to_str().expect("a UTF-8 path");
+    // The kill may have come between CreateAccessKey and writing its
+    // file (the secret is then lost): only a written file is kept aside.
+    let credentials = world.dir().join("keys/ec2-admin.credentials");
+    let had_file = credentials.exists();
     crate::common::hubform(&world, &["destroy", "--auto-approve", spec_arg])
         .expect_code(0);
     assert_eq!(workshop_instances(&world).await, vec![], "destroyed");
@@ -332,8 +336,9 @@ async fn crash_after_run_instances_then_destroy_and_apply() {
     assert_eq!(instances.len(), 1, "one new instance: {instances:?}");
     assert_eq!(addresses(&world).await.len(), 1, "one Elastic IP");
     // destroy deleted the access key; its dead secret file is kept aside.
-    assert!(world.dir().join("keys/ec2-admin.credentials.old").exists());
-    assert!(world.dir().join("keys/ec2-admin.credentials").exists());
+    let old = world.dir().join("keys/ec2-admin.credentials.old");
+    assert_eq!(old.exists(), had_file, "the old file is kept aside");
+    assert!(credentials.exists(), "a new access key file");
 }
 
 /// The instance of an interrupted launch terminated by hand before the
