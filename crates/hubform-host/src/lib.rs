@@ -41,8 +41,10 @@
 
 #![warn(missing_docs)]
 
+mod actions;
 pub mod probe;
 pub mod provider;
 pub mod ssh;
 pub mod tljh;
+mod verify;
 pub mod waits;
