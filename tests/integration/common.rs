@@ -117,3 +117,26 @@ pub fn is_mutating(action: &str) -> bool {
         .iter()
         .any(|p| action.starts_with(p))
 }
+
+/// The public address of the example workshop's Elastic IP, read from
+/// moto directly.
+pub async fn elastic_ip(world: &World) -> String {
+    let out = world
+        .ec2()
+        .await
+        .describe_addresses()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:hubform:workshop")
+                .values("groundwater-central-asia")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeAddresses");
+    out.addresses()
+        .first()
+        .and_then(|a| a.public_ip())
+        .expect("an Elastic IP")
+        .to_owned()
+}

@@ -7,7 +7,7 @@ use aws_sdk_route53::types::{
     RrType,
 };
 
-use crate::common::{self, spec_text, write_spec, EXAMPLE};
+use crate::common::{self, elastic_ip, spec_text, write_spec, EXAMPLE};
 use crate::world::{World, REGION};
 
 const NAME: &str = "jupyter.hydrosolutions.ch";
@@ -38,21 +38,6 @@ async fn record(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<String> {
         .filter(|r| r.name() == format!("{NAME}.") && *r.r#type() == RrType::A)
         .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_owned()))
         .collect()
-}
-
-async fn elastic_ip(world: &World) -> String {
-    let out = world
-        .ec2()
-        .await
-        .describe_addresses()
-        .send()
-        .await
-        .expect("DescribeAddresses");
-    out.addresses()
-        .first()
-        .and_then(|a| a.public_ip())
-        .expect("an Elastic IP")
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,17 +5,15 @@
 //! is nothing left to do. Results are checked on the host and through the
 //! AWS API.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use aws_sdk_ec2::types::Filter;
 use serde_json::Value;
 
+use crate::common::elastic_ip;
 use crate::common::{self, full_spec_text, spec_text, Run, EXAMPLE, SMALL};
 use crate::host::describe;
-use crate::tljh_double::TljhHost;
-use crate::world::{venv, workspace_root, World};
+use crate::tljh_double::{config_value, TljhHost};
+use crate::world::{workspace_root, World};
 
 /// The example's DNS name, which `HUBFORM_RESOLVE` answers for.
 const DOMAIN: &str = "jupyter.hydrosolutions.ch";
@@ -94,57 +92,6 @@ fn hubform(
         cmd.env("HUBFORM_RESOLVE", format!("{DOMAIN}={ip}"));
     }
     common::run(cmd)
-}
-
-async fn elastic_ip(world: &World) -> String {
-    let out = world
-        .ec2()
-        .await
-        .describe_addresses()
-        .filters(
-            Filter::builder()
-                .name("tag:hubform:workshop")
-                .values("groundwater-central-asia")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeAddresses");
-    out.addresses()
-        .first()
-        .and_then(|a| a.public_ip())
-        .expect("an Elastic IP")
-        .to_owned()
-}
-
-/// A `tljh-config` key from the host's config.yaml, as JSON (`null`
-/// when it is not set).
-fn config_value(tljh: &TljhHost, key: &str) -> Value {
-    let yaml = tljh.host.sudo_ok("cat /opt/tljh/config/config.yaml");
-    let mut child = Command::new(venv().join("bin/python"))
-        .args([
-            "-c",
-            "import json, sys, yaml; \
-             print(json.dumps(yaml.safe_load(sys.stdin) or {}))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the test venv's python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write config.yaml to python");
-    let out = child.wait_with_output().expect("python's output");
-    assert!(out.status.success(), "cannot parse config.yaml:\n{yaml}");
-    let mut node: Value =
-        serde_json::from_slice(&out.stdout).expect("JSON from python");
-    for part in key.split('.') {
-        node = node.get(part).cloned().unwrap_or(Value::Null);
-    }
-    node
 }
 
 #[test]

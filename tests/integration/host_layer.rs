@@ -2,7 +2,6 @@
 //! applied against moto and a real sshd test host running the TLJH double.
 //! Results are checked on the host over SSH, not through hubform.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,9 +11,10 @@ use serde_json::json;
 use crate::common::{self, spec_text, write_spec, Run, EXAMPLE};
 use crate::host::{HostOptions, TestHost};
 use crate::tljh_double::{
-    hub_status, provision_files, provision_script, TljhHost, VERSION_PROBE,
+    config_value, hub_status, provision_files, provision_script, TljhHost,
+    VERSION_PROBE,
 };
-use crate::world::{venv, workspace_root, World};
+use crate::world::{workspace_root, World};
 
 /// The example spec with a host layer that reaches `tljh`'s test host.
 fn spec_with_host(world: &World, tljh: &TljhHost, extra: &str) -> PathBuf {
@@ -217,41 +217,6 @@ fn reloads(tljh: &TljhHost) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// The host's config.yaml, read over SSH and parsed by the test venv's
-/// PyYAML (not by hubform), as JSON.
-fn config_yaml(tljh: &TljhHost) -> serde_json::Value {
-    let yaml = tljh.host.sudo_ok("cat /opt/tljh/config/config.yaml");
-    let mut child = Command::new(venv().join("bin/python"))
-        .args([
-            "-c",
-            "import json, sys, yaml; \
-             print(json.dumps(yaml.safe_load(sys.stdin) or {}))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the test venv's python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write config.yaml to python");
-    let out = child.wait_with_output().expect("python's output");
-    assert!(out.status.success(), "cannot parse config.yaml:\n{yaml}");
-    serde_json::from_slice(&out.stdout).expect("JSON from python")
-}
-
-/// The value of dotted `key` in the host's config.yaml (null if unset).
-fn config_value(tljh: &TljhHost, key: &str) -> serde_json::Value {
-    let config = config_yaml(tljh);
-    let mut node = &config;
-    for part in key.split('.') {
-        node = node.get(part).unwrap_or(&serde_json::Value::Null);
-    }
-    node.clone()
 }
 
 /// The plan's lines with runs of spaces made one, for exact matching of

@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_ec2::types::Filter;
-
-use crate::common::{self, run, spec_text, write_spec, EXAMPLE};
+use crate::common::{self, elastic_ip, run, spec_text, write_spec, EXAMPLE};
 use crate::tljh_double::TljhHost;
 use crate::world::{workspace_root, World};
 
@@ -55,27 +53,6 @@ fn hubform_resolving(
         cmd.env("HUBFORM_RESOLVE", format!("{DOMAIN}={ip}"));
     }
     run(cmd)
-}
-
-async fn elastic_ip(world: &World) -> String {
-    let out = world
-        .ec2()
-        .await
-        .describe_addresses()
-        .filters(
-            Filter::builder()
-                .name("tag:hubform:workshop")
-                .values("groundwater-central-asia")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeAddresses");
-    out.addresses()
-        .first()
-        .and_then(|a| a.public_ip())
-        .expect("an Elastic IP")
-        .to_owned()
 }
 
 fn https_enabled(tljh: &TljhHost) -> bool {

@@ -11,7 +11,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -789,4 +789,39 @@ fn validator_and_yaml_writer_agree_with_jsonschema_and_pyyaml() {
         .output()
         .expect("run selfcheck.py with the test venv's python");
     assert!(out.status.success(), "{}", describe(&out));
+}
+
+/// The host's config.yaml, read over SSH and parsed by the test venv's
+/// PyYAML (not by hubform), as JSON.
+pub fn config_yaml(tljh: &TljhHost) -> serde_json::Value {
+    let yaml = tljh.host.sudo_ok("cat /opt/tljh/config/config.yaml");
+    let mut child = Command::new(venv().join("bin/python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; \
+             print(json.dumps(yaml.safe_load(sys.stdin) or {}))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the test venv's python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write config.yaml to python");
+    let out = child.wait_with_output().expect("python's output");
+    assert!(out.status.success(), "cannot parse config.yaml:\n{yaml}");
+    serde_json::from_slice(&out.stdout).expect("JSON from python")
+}
+
+/// The value of dotted `key` in the host's config.yaml (null if unset).
+pub fn config_value(tljh: &TljhHost, key: &str) -> serde_json::Value {
+    let config = config_yaml(tljh);
+    let mut node = &config;
+    for part in key.split('.') {
+        node = node.get(part).unwrap_or(&serde_json::Value::Null);
+    }
+    node.clone()
 }
