@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
   hubform plan specs/groundwater-workshop.yaml --profile work
   hubform apply specs/groundwater-workshop.yaml
   hubform output specs/groundwater-workshop.yaml
-  hubform destroy specs/groundwater-workshop.yaml")]
+  hubform drift specs/ --json
+  hubform plan specs/groundwater-workshop.yaml --out workshop.plan
+  hubform apply --plan workshop.plan
+  hubform backup specs/groundwater-workshop.yaml
+  hubform destroy specs/groundwater-workshop.yaml --allow-destroy")]
 pub struct Cli {
     /// More output on stderr: -v info, -vv debug, -vvv trace.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -33,10 +37,20 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make AWS match the spec.
     Apply(ApplyArgs),
-    /// Delete everything the spec's workshop owns in AWS.
+    /// Delete everything the spec's workshop owns in AWS (backups stay).
     Destroy(ApplyArgs),
+    /// Report where AWS and the hosts moved away from specs (nightly CI).
+    Drift(DriftArgs),
     /// Print the instance id, the Elastic IP and the ssh command.
     Output(AwsArgs),
+    /// Take an AMI backup of the workshop's servers now.
+    Backup(BackupArgs),
+    /// List the workshop's AMI backups; --prune N keeps the newest N.
+    Backups(BackupsArgs),
+    /// Show the servers' state, disk, memory, services and hub logs.
+    Status(AwsArgs),
+    /// Adopt an object made outside hubform (tag it as the spec's KIND.KEY).
+    Import(ImportArgs),
     /// Print the JSON Schema of specs.
     Schema,
 }
@@ -72,6 +86,18 @@ pub struct AwsArgs {
     pub ssh_endpoint: Option<String>,
 }
 
+/// How to reach AWS, without a spec (the spec comes from elsewhere).
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// A named profile of your AWS config (else AWS_PROFILE or default).
+    #[arg(long)]
+    pub profile: Option<String>,
+
+    /// Send every AWS request to this endpoint (a local stand-in).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
 /// Options of plan.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -81,15 +107,117 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes, 0 when there are none, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Print the plan as JSON (format in docs/json-formats.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Save the plan to FILE for `hubform apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Options of apply and destroy.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// The workshop spec (YAML); not given with --plan.
+    #[arg(required_unless_present = "plan")]
+    pub spec: Option<PathBuf>,
+
+    /// Apply exactly this saved plan (`hubform plan --out FILE`).
+    #[arg(long, value_name = "FILE", conflicts_with = "spec")]
+    pub plan: Option<PathBuf>,
+
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub connection: Connection,
+
+    /// The spec's Region, as a check: a different one is an error.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// SSH to HOST:PORT instead of the server's address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ssh_endpoint: Option<String>,
 
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+
+    /// Allow replacing a protected instance or volume.
+    #[arg(long)]
+    pub allow_replace: bool,
+
+    /// Allow deleting a protected instance or volume.
+    #[arg(long)]
+    pub allow_destroy: bool,
+
+    /// Do not take an AMI backup before replacing or deleting an instance.
+    #[arg(long)]
+    pub no_backup: bool,
+}
+
+/// Options of drift.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Spec files, or folders whose *.yaml and *.yml files are specs.
+    #[arg(required = true, value_name = "SPEC|DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print the report as JSON (format in docs/json-formats.md).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Options of backup.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Back up only this server (its key in `servers`).
+    #[arg(long, value_name = "KEY")]
+    pub server: Option<String>,
+}
+
+/// Options of backups.
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Delete all but the newest N backups of each server (and their
+    /// snapshots).
+    #[arg(long, value_name = "N")]
+    pub prune: Option<usize>,
+}
+
+/// Options of import.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// The spec's resource, for example `security_group.workshop-sg`.
+    #[arg(value_name = "KIND.KEY")]
+    pub resource: String,
+
+    /// The AWS id of the object to adopt, for example `sg-0123…`.
+    #[arg(value_name = "AWS_ID")]
+    pub aws_id: String,
+}
+
+impl ApplyArgs {
+    /// The AWS options of this command for `spec`.
+    pub fn aws_args(&self, spec: PathBuf) -> AwsArgs {
+        AwsArgs {
+            spec,
+            profile: self.connection.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.connection.endpoint_url.clone(),
+            ssh_endpoint: self.ssh_endpoint.clone(),
+        }
+    }
 }

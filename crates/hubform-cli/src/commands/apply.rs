@@ -26,7 +26,12 @@ pub async fn run(
         )));
     }
 
-    let session = session::open(&args.aws).await?;
+    let Some(spec) = args.spec.clone() else {
+        return Err(CliError::Other(
+            "`apply --plan` is not built yet".to_owned(),
+        ));
+    };
+    let session = session::open(&args.aws_args(spec)).await?;
     let (account, arn) = session.stack.aws.identity().await?;
     let place = format!(
         "workshop {} in {}, account {account}",

@@ -7,8 +7,12 @@ use hubform_core::plan::PlanError;
 use crate::cli::Command;
 
 mod apply;
+mod backup;
+mod drift;
+mod import;
 mod output;
 mod plan;
+mod status;
 mod validate;
 
 /// Why a command failed; the binary prints it once and exits 1.
@@ -54,7 +58,12 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Plan(args) => plan::run(&args).await,
         Command::Apply(args) => apply::run(&args, false).await,
         Command::Destroy(args) => apply::run(&args, true).await,
+        Command::Drift(args) => drift::run(&args).await,
         Command::Output(args) => output::run(&args).await,
+        Command::Backup(args) => backup::run(&args).await,
+        Command::Backups(args) => backup::list(&args).await,
+        Command::Status(args) => status::run(&args).await,
+        Command::Import(args) => import::run(&args).await,
         Command::Schema => {
             print!("{}", hubform_core::spec::json_schema());
             Ok(ExitCode::SUCCESS)
