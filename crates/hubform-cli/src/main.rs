@@ -22,6 +22,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod lock;
 mod logging;
 mod session;
 mod stack;

@@ -38,6 +38,19 @@ pub async fn run(
         session.desired.workshop, session.desired.region
     );
     eprintln!("hubform: {place}, as {arn}");
+    let lock = crate::lock::hold(&session, verb).await?;
+    let result = act(args, destroy, &session, &place).await;
+    lock.release().await;
+    result
+}
+
+async fn act(
+    args: &ApplyArgs,
+    destroy: bool,
+    session: &session::Session,
+    place: &str,
+) -> Result<ExitCode, CliError> {
+    let verb = if destroy { "destroy" } else { "apply" };
 
     let desired = if destroy {
         Desired::empty(
@@ -58,7 +71,7 @@ pub async fn run(
             }
         })?
     } else {
-        plan::make(&session, &desired).await?
+        plan::make(session, &desired).await?
     };
     if destroy && plan.is_empty() {
         println!(
@@ -81,7 +94,7 @@ pub async fn run(
         )));
     }
 
-    if !args.auto_approve && !confirm(verb, &place)? {
+    if !args.auto_approve && !confirm(verb, place)? {
         return Err(CliError::Other(format!("{verb} cancelled")));
     }
 
@@ -106,7 +119,7 @@ pub async fn run(
         );
         return Ok(ExitCode::from(1));
     }
-    if !destroy && !verify(&session).await {
+    if !destroy && !verify(session).await {
         println!(
             "\nApply finished: {added} added, {changed} changed, \
              {destroyed} destroyed, but the verification failed (above)."
