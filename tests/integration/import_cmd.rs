@@ -1,0 +1,1 @@
+//! Tests of issue 4, filled in by its builder.
