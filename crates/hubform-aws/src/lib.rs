@@ -30,6 +30,7 @@ use hubform_core::plan::Change;
 use hubform_core::provider::{Failure, Progress, Provider};
 
 mod address;
+pub mod backup;
 pub mod connect;
 mod dns;
 pub mod error;
