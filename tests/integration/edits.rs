@@ -232,18 +232,3 @@ async fn refused_type_change_starts_the_instance_again() {
     );
     assert_eq!(d.world.count("StartInstances"), 1, "started again");
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn replacing_the_server_is_a_plan_error() {
-    let d = deployed().await;
-    d.edit_spec("device: /dev/sda1", "device: /dev/xvda");
-    d.world.reset_requests();
-    let run = d.plan().expect_code(1);
-    assert!(
-        run.stderr.contains("instance.hub")
-            && run.stderr.contains("would replace the server"),
-        "{}",
-        run.stderr
-    );
-    assert!(d.mutating_calls().is_empty());
-}

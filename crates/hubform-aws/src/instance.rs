@@ -30,19 +30,56 @@ pub async fn execute(
     match change.action {
         Action::Create => create(aws, change, progress).await,
         Action::Update => update(aws, change, progress).await,
-        Action::Replace => Err(Failure::new(format!(
-            "replacing {} would terminate a server; hubform does not do \
-             that yet: change the spec back, or terminate the instance by \
-             hand and apply again",
-            change.id
-        ))),
+        Action::Replace => {
+            let old = aws.cloud_id(&change.id)?;
+            let backup = back_up(aws, &change.id, &old, progress).await?;
+            terminate(aws, &change.id, &old, progress).await?;
+            aws.forget(&change.id);
+            let new = create(aws, change, progress).await?;
+            Ok(format!("{new}, replacing {old}{backup}"))
+        }
         Action::Delete => {
             let instance_id = aws.cloud_id(&change.id)?;
+            let backup =
+                back_up(aws, &change.id, &instance_id, progress).await?;
             terminate(aws, &change.id, &instance_id, progress).await?;
             aws.forget(&change.id);
-            Ok(instance_id)
+            Ok(format!("{instance_id}{backup}"))
         }
     }
+}
+
+/// Takes the AMI backup due before an instance is terminated, unless
+/// turned off; says which, for the apply's report.
+async fn back_up(
+    aws: &Aws,
+    id: &ResourceId,
+    instance_id: &str,
+    progress: &dyn Progress,
+) -> Result<String, Failure> {
+    if !aws.backs_up() {
+        return Ok(", no backup (--no-backup)".to_owned());
+    }
+    let state = state_of(aws, instance_id).await?;
+    if matches!(
+        state.as_deref(),
+        None | Some("terminated" | "shutting-down")
+    ) {
+        return Ok(String::new());
+    }
+    progress.report(id, &format!("backing up {instance_id} before it goes"));
+    let backup = crate::backup::take(aws, &id.key, instance_id, progress)
+        .await
+        .map_err(|e| {
+            Failure::new(format!(
+                "the backup before terminating {instance_id} failed, so it \
+                 was not terminated: {e}; retry, or pass --no-backup"
+            ))
+        })?;
+    Ok(format!(
+        ", backed up as {} ({})",
+        backup.image_id, backup.name
+    ))
 }
 
 async fn create(
@@ -162,6 +199,9 @@ async fn create(
         .clear(&key)
         .map_err(|e| Failure::new(e.to_string()))?;
     aws.remember(id, &instance_id);
+    if wanted.text("state") == Some("stopped") {
+        set_state(aws, id, &instance_id, "stopped", progress).await?;
+    }
     Ok(format!("{instance_id} from {image_id}"))
 }
 
@@ -270,11 +310,49 @@ async fn update(
         let groups = group_ids(aws, &wanted.items("security_groups"))?;
         set_groups(aws, &instance_id, &groups).await?;
     }
+    // A server being stopped changes type while stopped and stays so; one
+    // being started starts once, with its new type.
+    let new_state = wanted.text("state").filter(|_| changed(change, "state"));
+    if new_state == Some("stopped") {
+        set_state(aws, id, &instance_id, "stopped", progress).await?;
+    }
     if changed(change, "type") {
         let new_type = wanted.text("type").unwrap_or_default();
         change_type(aws, id, &instance_id, new_type, progress).await?;
     }
+    if new_state == Some("running") {
+        set_state(aws, id, &instance_id, "running", progress).await?;
+    }
     Ok(instance_id)
+}
+
+/// Starts or stops an instance and waits until it is there; its Elastic
+/// IP stays associated through both.
+async fn set_state(
+    aws: &Aws,
+    id: &ResourceId,
+    instance_id: &str,
+    wanted: &str,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    if wanted == "stopped" {
+        progress.report(id, &format!("stopping {instance_id}"));
+        aws.ec2
+            .stop_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| failure("StopInstances", &e))?;
+    } else {
+        progress.report(id, &format!("starting {instance_id}"));
+        aws.ec2
+            .start_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| failure("StartInstances", &e))?;
+    }
+    wait_state(aws, id, instance_id, wanted).await
 }
 
 async fn retag(

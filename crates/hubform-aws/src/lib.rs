@@ -60,6 +60,8 @@ pub struct Aws {
     ids: Mutex<BTreeMap<ResourceId, String>>,
     /// The image each lookup selected during observation.
     images: Mutex<BTreeMap<ResourceId, observe::FoundImage>>,
+    /// Whether an instance is backed up (an AMI) before it is terminated.
+    backup_first: std::sync::atomic::AtomicBool,
 }
 
 impl Aws {
@@ -95,7 +97,20 @@ impl Aws {
             settings,
             ids: Mutex::new(BTreeMap::new()),
             images: Mutex::new(BTreeMap::new()),
+            backup_first: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Turns off the AMI backup taken before an instance is replaced or
+    /// deleted (`--no-backup`).
+    pub fn skip_backups(&self) {
+        self.backup_first
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether instances are backed up before they are terminated.
+    fn backs_up(&self) -> bool {
+        self.backup_first.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The account and ARN the credentials belong to (one STS call).

@@ -498,7 +498,6 @@ pub fn instance_live(
             "root_device",
             Value::str(i.root_device_name().unwrap_or("")),
         )
-        .extra("state", state)
         .extra("image_id", launched_from)
         .extra("public_ip", i.public_ip_address().unwrap_or_default())
         .extra(
@@ -508,7 +507,20 @@ pub fn instance_live(
     if wanted.is_some_and(|r| r.attrs.contains_key("tags")) {
         live = live.attr("tags", Value::set(tags::user_tags(t)));
     }
-    live
+    if wanted.is_some_and(|r| r.attrs.contains_key("state")) {
+        live = live.attr("state", Value::str(declared_state(&state)));
+    }
+    live.extra("state", state)
+}
+
+/// The declared state an instance is in or on its way to: `pending` is
+/// `running`, `stopping` is `stopped`.
+fn declared_state(state: &str) -> &str {
+    match state {
+        "pending" => "running",
+        "stopping" => "stopped",
+        other => other,
+    }
 }
 
 async fn observe_volumes(aws: &Aws) -> Result<Observed, Failure> {

@@ -21,13 +21,6 @@ pub struct Stack {
     pub resolver: Resolver,
 }
 
-fn is_host(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::System | Kind::Tljh | Kind::TljhConfig | Kind::Packages
-    )
-}
-
 impl Provider for Stack {
     async fn observe(&self, desired: &Desired) -> Result<Observed, Failure> {
         let mut observed = self.aws.observe(desired).await?;
@@ -43,7 +36,7 @@ impl Provider for Stack {
         change: &Change,
         progress: &dyn Progress,
     ) -> Result<String, Failure> {
-        if is_host(change.id.kind) {
+        if change.id.kind.on_host() {
             self.host
                 .execute(&self.aws, &self.desired, change, progress)
                 .await

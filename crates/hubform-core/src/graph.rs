@@ -408,6 +408,20 @@ fn server_resources(
     for g in &s.security_groups {
         instance = instance.dep(ResourceId::new(Kind::SecurityGroup, &g.value));
     }
+    if let Some(state) = &s.state {
+        instance =
+            instance.attr("state", text(state), Policy::Update, state.pos);
+    }
+    let (protect, protect_pos) = s
+        .protect
+        .as_ref()
+        .map_or((true, server.pos), |p| (p.value, p.pos));
+    instance = instance.attr(
+        "protect",
+        Value::Bool(protect),
+        Policy::Local,
+        protect_pos,
+    );
 
     let volume_type = volume
         .volume_type
@@ -431,6 +445,7 @@ fn server_resources(
                 Policy::Update,
                 volume_type_pos,
             )
+            .attr("protect", Value::Bool(protect), Policy::Local, protect_pos)
             .dep(instance_id.clone());
 
     // The instance launches with its volume: it needs the volume's

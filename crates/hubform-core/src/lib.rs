@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod graph;
+pub mod guard;
 pub mod journal;
 pub mod model;
 pub mod pause;

@@ -78,6 +78,14 @@ impl Kind {
         }
     }
 
+    /// Whether objects of this kind live on a server, reached over SSH.
+    pub fn on_host(self) -> bool {
+        matches!(
+            self,
+            Kind::System | Kind::Tljh | Kind::TljhConfig | Kind::Packages
+        )
+    }
+
     /// The kind named `name`, as written in a tag.
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)

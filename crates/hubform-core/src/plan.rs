@@ -170,10 +170,14 @@ pub fn plan(
     // Resources with changes held back by a wait: only those say so.
     let mut waiting: Vec<ResourceId> = Vec::new();
 
+    let resting = resting_hosts(desired, observed);
     for id in &desired.order {
         let Some(resource) = desired.get(id) else {
             continue;
         };
+        if id.kind.on_host() && resting.contains_key(&id.key) {
+            continue;
+        }
         if let Some(holder) = observed.conflicts.get(id) {
             errors.push(PlanError {
                 id: id.clone(),
@@ -212,6 +216,7 @@ pub fn plan(
     }
 
     tie_volumes_to_instances(desired, observed, &mut actions);
+    tie_hosts_to_instances(desired, &mut actions);
     show_selected_images(desired, observed, &mut actions);
 
     for (id, live) in &observed.live {
@@ -220,7 +225,6 @@ pub fn plan(
         }
     }
 
-    errors.extend(refuse_server_replacements(&actions));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -236,6 +240,10 @@ pub fn plan(
         })
         .collect();
     let mut notes = observed.notes.clone();
+    notes.extend(resting.into_iter().map(|(key, text)| Note {
+        id: ResourceId::new(Kind::Tljh, key),
+        text,
+    }));
     notes.extend(downtime_notes(&actions));
     let held = observed.waits.iter().filter(|w| waiting.contains(&w.id));
     notes.extend(held.map(|w| Note {
@@ -335,38 +343,60 @@ fn diff_resource(
     }))
 }
 
-/// Replacing a server terminates it and loses its disk. Until replacement
-/// is guarded (with a backup first), it is a plan error that names what
-/// forces it.
-fn refuse_server_replacements(
-    actions: &BTreeMap<ResourceId, Change>,
-) -> Vec<PlanError> {
-    let mut errors = Vec::new();
-    for change in actions.values() {
-        if change.id.kind != Kind::Instance || change.action != Action::Replace
-        {
+/// Servers with a host layer that cannot or should not be reached now,
+/// with the reason: a stopped instance, or one the spec stops. Their host
+/// resources are left out of the plan until the server runs.
+fn resting_hosts(
+    desired: &Desired,
+    observed: &Observed,
+) -> BTreeMap<String, String> {
+    let mut resting = BTreeMap::new();
+    for install in desired.of_kind(Kind::Tljh) {
+        let key = &install.id.key;
+        let instance = ResourceId::new(Kind::Instance, key);
+        let Some(live) = observed.live.get(&instance) else {
             continue;
-        }
-        let forcing: Vec<&Diff> =
-            change.diffs.iter().filter(|d| d.forces_replace).collect();
-        let names: Vec<&str> =
-            forcing.iter().map(|d| d.name.as_str()).collect();
-        let pos = forcing
-            .first()
-            .and_then(|d| change.desired.as_ref()?.attrs.get(&d.name))
-            .map_or(Pos::default(), |a| a.pos);
-        errors.push(PlanError {
-            id: change.id.clone(),
-            pos,
-            message: format!(
-                "changing {} would replace the server and lose everything \
-                 on its disk; hubform does not replace servers: change it \
-                 back, or destroy the workshop and apply it again",
-                names.join(", ")
-            ),
-        });
+        };
+        let now = live.get_extra("state").unwrap_or_default();
+        let wanted = desired.get(&instance).and_then(|r| r.text("state"));
+        let reason = if wanted == Some("stopped") {
+            "the spec stops the server; its host layer is not checked"
+        } else if !matches!(now, "running" | "pending") {
+            "the server is not running; its host layer is checked once it \
+             runs (apply again after it started)"
+        } else {
+            continue;
+        };
+        resting.insert(key.clone(), reason.to_owned());
     }
-    errors
+    resting
+}
+
+/// A new or replaced server has a new disk: everything on its host is
+/// created again, whatever the old host had.
+fn tie_hosts_to_instances(
+    desired: &Desired,
+    actions: &mut BTreeMap<ResourceId, Change>,
+) {
+    let replaced: Vec<String> = actions
+        .values()
+        .filter(|c| c.id.kind == Kind::Instance && c.action == Action::Replace)
+        .map(|c| c.id.key.clone())
+        .collect();
+    for key in replaced {
+        let on_host = desired
+            .order
+            .iter()
+            .filter(|id| id.kind.on_host() && id.key == key);
+        for id in on_host {
+            let Some(resource) = desired.get(id) else {
+                continue;
+            };
+            if let Ok(Some(change)) = diff_resource(resource, None, actions) {
+                actions.insert(id.clone(), change);
+            }
+        }
+    }
 }
 
 /// Changes that interrupt the workshop deserve a word in the plan.

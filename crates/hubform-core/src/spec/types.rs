@@ -224,6 +224,17 @@ pub struct Server {
     /// The DNS name users open; the host layer checks or manages it.
     #[serde(default)]
     pub dns: Option<Spanned<Dns>>,
+    /// Whether the instance runs: `running` or `stopped` (a stopped
+    /// instance keeps its disk and Elastic IP and costs only storage).
+    /// Not managed when absent.
+    #[serde(default)]
+    #[schemars(extend("enum" = ["running", "stopped", null]))]
+    pub state: Option<Spanned<String>>,
+    /// Whether the instance and its root volume are protected from
+    /// replacement and deletion (default `true`): apply then refuses
+    /// them without `--allow-replace` or `--allow-destroy`.
+    #[serde(default)]
+    pub protect: Option<Spanned<bool>>,
     /// Extra tags on the instance. Keys starting with `aws:` or
     /// `hubform:`, and `Name` (see `name`), are reserved.
     #[serde(default)]

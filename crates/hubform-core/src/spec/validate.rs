@@ -13,6 +13,9 @@ use super::spanned::{Pos, Spanned};
 use super::types::{Image, Port, Resources, Rule, Server, Spec};
 
 /// Volume types EBS offers.
+/// The states a server can be declared in.
+const SERVER_STATES: [&str; 2] = ["running", "stopped"];
+
 const VOLUME_TYPES: [&str; 7] =
     ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
 
@@ -539,6 +542,18 @@ impl Checker<'_> {
                     users.pos,
                     format!(
                         "expected_users of {from} is 0; expected 1 or more"
+                    ),
+                );
+            }
+        }
+        if let Some(state) = &server.state {
+            if !SERVER_STATES.contains(&state.as_str()) {
+                self.error(
+                    state.pos,
+                    format!(
+                        "unknown state \"{state}\" of {from}; expected one \
+                         of {}",
+                        SERVER_STATES.join(", ")
                     ),
                 );
             }
