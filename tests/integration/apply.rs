@@ -706,7 +706,11 @@ async fn destroy_removes_every_object_and_then_has_nothing_to_do() {
     apply(&world, &spec);
     let spec_arg = spec.to_str().expect("UTF-8");
 
-    hubform(&world, &["destroy", "--auto-approve", spec_arg]).expect_code(0);
+    hubform(
+        &world,
+        &["destroy", "--auto-approve", "--allow-destroy", spec_arg],
+    )
+    .expect_code(0);
 
     let ec2 = world.ec2().await;
     let pairs = ec2
@@ -761,8 +765,11 @@ async fn destroy_removes_every_object_and_then_has_nothing_to_do() {
     assert!(ours.is_empty(), "groups left: {ours:?}");
 
     world.reset_requests();
-    let again = hubform(&world, &["destroy", "--auto-approve", spec_arg])
-        .expect_code(0);
+    let again = hubform(
+        &world,
+        &["destroy", "--auto-approve", "--allow-destroy", spec_arg],
+    )
+    .expect_code(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     let mutating: Vec<_> = world
         .requests()

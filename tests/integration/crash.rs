@@ -328,8 +328,11 @@ async fn crash_after_run_instances_then_destroy_and_apply() {
     // file (the secret is then lost): only a written file is kept aside.
     let credentials = world.dir().join("keys/ec2-admin.credentials");
     let had_file = credentials.exists();
-    crate::common::hubform(&world, &["destroy", "--auto-approve", spec_arg])
-        .expect_code(0);
+    crate::common::hubform(
+        &world,
+        &["destroy", "--auto-approve", "--allow-destroy", spec_arg],
+    )
+    .expect_code(0);
     assert_eq!(workshop_instances(&world).await, vec![], "destroyed");
     apply(&world, &spec);
     let instances = workshop_instances(&world).await;
@@ -374,8 +377,11 @@ async fn crash_after_run_instances_then_instance_terminated_by_hand() {
 async fn crash_after_allocate_address_then_destroy_and_apply() {
     let (world, spec) = crash_and_reapply("after-allocate-address", None).await;
     let spec_arg = spec.to_str().expect("a UTF-8 path");
-    crate::common::hubform(&world, &["destroy", "--auto-approve", spec_arg])
-        .expect_code(0);
+    crate::common::hubform(
+        &world,
+        &["destroy", "--auto-approve", "--allow-destroy", spec_arg],
+    )
+    .expect_code(0);
     assert_eq!(addresses(&world).await, vec![], "released");
     let started = std::time::Instant::now();
     apply(&world, &spec);

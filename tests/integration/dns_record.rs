@@ -113,7 +113,10 @@ async fn record_points_at_the_elastic_ip_is_repaired_and_destroyed() {
     assert_eq!(record(&r53, &zone_id).await, [ip]);
 
     // Destroy takes the record with the rest.
-    common::hubform(&world, &["destroy", "--auto-approve", spec_arg])
-        .expect_code(0);
+    common::hubform(
+        &world,
+        &["destroy", "--auto-approve", "--allow-destroy", spec_arg],
+    )
+    .expect_code(0);
     assert_eq!(record(&r53, &zone_id).await, Vec::<String>::new());
 }

@@ -191,6 +191,25 @@ impl Value {
     {
         Value::Set(items.into_iter().map(Into::into).collect())
     }
+
+    /// The value as JSON: texts, numbers, booleans, arrays; a decimal as
+    /// its text, a reference as `kind.key`, nothing as `null`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match self {
+            Value::Str(s) | Value::Decimal(s) => Json::String(s.clone()),
+            Value::Int(n) => Json::from(*n),
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Set(items) => {
+                Json::Array(items.iter().cloned().map(Json::String).collect())
+            }
+            Value::List(items) => {
+                Json::Array(items.iter().cloned().map(Json::String).collect())
+            }
+            Value::Ref(id) => Json::String(id.to_string()),
+            Value::None => Json::Null,
+        }
+    }
 }
 
 impl fmt::Display for Value {

@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::spec::Pos;
 
+pub mod json;
 pub mod render;
 
 /// What happens to one resource.

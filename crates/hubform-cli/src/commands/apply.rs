@@ -3,13 +3,16 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
+use hubform_aws::backup;
 use hubform_core::apply::{self, Outcome};
 use hubform_core::graph::Desired;
+use hubform_core::guard::{self, Allowed, Held};
 use hubform_core::plan::render;
 use hubform_core::provider::Provider;
 
 use crate::cli::ApplyArgs;
 use crate::commands::{plan, CliError};
+use crate::saved::SavedPlan;
 use crate::session::{self, Stderr};
 
 pub async fn run(
@@ -17,8 +20,15 @@ pub async fn run(
     destroy: bool,
 ) -> Result<ExitCode, CliError> {
     let verb = if destroy { "destroy" } else { "apply" };
+    if destroy && args.plan.is_some() {
+        return Err(CliError::Other(
+            "destroy takes no --plan: run `hubform destroy SPEC`".to_owned(),
+        ));
+    }
+    let saved = args.plan.as_deref().map(SavedPlan::read).transpose()?;
+    // A saved plan was reviewed when it was made: apply it without asking.
     let interactive = std::io::stdin().is_terminal();
-    if !args.auto_approve && !interactive {
+    if saved.is_none() && !args.auto_approve && !interactive {
         return Err(CliError::Other(format!(
             "{verb} needs confirmation and there is no terminal to ask \
              on; run `hubform {verb}` in a terminal to review the plan and \
@@ -26,12 +36,22 @@ pub async fn run(
         )));
     }
 
-    let Some(spec) = args.spec.clone() else {
-        return Err(CliError::Other(
-            "`apply --plan` is not built yet".to_owned(),
-        ));
+    let aws_args = match (&saved, &args.spec) {
+        (Some(saved), _) => {
+            saved.check_spec()?;
+            saved.aws_args(args.aws_args(saved.spec.clone()))
+        }
+        (None, Some(spec)) => args.aws_args(spec.clone()),
+        (None, None) => {
+            return Err(CliError::Other(format!(
+                "{verb} needs a spec (or --plan FILE)"
+            )))
+        }
     };
-    let session = session::open(&args.aws_args(spec)).await?;
+    let session = session::open(&aws_args).await?;
+    if args.no_backup {
+        session.stack.aws.skip_backups();
+    }
     let (account, arn) = session.stack.aws.identity().await?;
     let place = format!(
         "workshop {} in {}, account {account}",
@@ -39,7 +59,7 @@ pub async fn run(
     );
     eprintln!("hubform: {place}, as {arn}");
     let lock = crate::lock::hold(&session, verb).await?;
-    let result = act(args, destroy, &session, &place).await;
+    let result = act(args, destroy, &session, &place, saved.as_ref()).await;
     lock.release().await;
     result
 }
@@ -49,14 +69,14 @@ async fn act(
     destroy: bool,
     session: &session::Session,
     place: &str,
+    saved: Option<&SavedPlan>,
 ) -> Result<ExitCode, CliError> {
     let verb = if destroy { "destroy" } else { "apply" };
+    let (workshop, region) =
+        (&session.desired.workshop, &session.desired.region);
 
     let desired = if destroy {
-        Desired::empty(
-            session.desired.workshop.clone(),
-            session.desired.region.clone(),
-        )
+        Desired::empty(workshop.clone(), region.clone())
     } else {
         session.desired.clone()
     };
@@ -71,13 +91,16 @@ async fn act(
             }
         })?
     } else {
-        plan::make(session, &desired).await?
+        let (plan, observed) =
+            plan::observe_and_plan(session, &desired).await?;
+        if let Some(saved) = saved {
+            saved.check_now(&observed, &plan, workshop, region)?;
+        }
+        plan
     };
     if destroy && plan.is_empty() {
-        println!(
-            "No changes. No object of workshop {} exists.",
-            desired.workshop
-        );
+        println!("No changes. No object of workshop {workshop} exists.");
+        print_backups(session).await;
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", render::render(&plan));
@@ -94,7 +117,20 @@ async fn act(
         )));
     }
 
-    if !args.auto_approve && !confirm(verb, place)? {
+    let allowed = Allowed {
+        replace: args.allow_replace,
+        destroy: args.allow_destroy,
+    };
+    let held = guard::held(&plan, &session.desired, allowed);
+    if !held.is_empty() {
+        let messages: Vec<String> = held.iter().map(Held::message).collect();
+        return Err(CliError::Other(format!(
+            "refusing to {verb}; nothing was changed:\n  {}",
+            messages.join("\n  ")
+        )));
+    }
+
+    if saved.is_none() && !args.auto_approve && !confirm(verb, place)? {
         return Err(CliError::Other(format!("{verb} cancelled")));
     }
 
@@ -131,7 +167,40 @@ async fn act(
         "{done} complete! Resources: {added} added, {changed} changed, \
          {destroyed} destroyed."
     );
+    if destroy {
+        print_backups(session).await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Destroy keeps the workshop's backups: say which, and how to remove
+/// them.
+async fn print_backups(session: &session::Session) {
+    let backups = match backup::list(&session.stack.aws).await {
+        Ok(backups) => backups,
+        Err(e) => {
+            println!("Cannot list the workshop's backups: {e}");
+            return;
+        }
+    };
+    if backups.is_empty() {
+        return;
+    }
+    println!(
+        "\nKept {} backup(s) of workshop {} (AMIs, not destroyed):",
+        backups.len(),
+        session.desired.workshop
+    );
+    for b in &backups {
+        println!(
+            "  {}  {}  server {}  {}",
+            b.image_id, b.name, b.server, b.created
+        );
+    }
+    println!(
+        "They cost storage until deregistered: `hubform backups SPEC \
+         --prune N` keeps the newest N."
+    );
 }
 
 fn confirm(verb: &str, place: &str) -> Result<bool, CliError> {
