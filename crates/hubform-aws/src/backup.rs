@@ -75,7 +75,7 @@ pub async fn take(
         ),
     );
 
-    let image = wait_available(aws, &id, &image_id).await?;
+    let image = wait_available(aws, &id, &image_id, progress).await?;
     let backup = backup_of(&image);
     tag_snapshots(aws, &backup).await?;
     progress.report(&id, &format!("backup {image_id} ({name}) is available"));
@@ -236,6 +236,7 @@ async fn wait_available(
     aws: &Aws,
     id: &ResourceId,
     image_id: &str,
+    progress: &dyn Progress,
 ) -> Result<Image, Failure> {
     let start = Instant::now();
     let mut last_report = Instant::now();
@@ -260,7 +261,7 @@ async fn wait_available(
         }
         if last_report.elapsed().as_secs() >= 10 {
             last_report = Instant::now();
-            tracing::info!(resource = %id, "still waiting for {image_id}");
+            progress.report(id, &format!("still waiting for {image_id}"));
         }
         tokio::time::sleep(aws.settings.poll).await;
     }
@@ -287,7 +288,8 @@ fn failed(image_id: &str, state: &str, image: &Image) -> Failure {
         .unwrap_or("AWS gave no reason");
     Failure::new(format!(
         "the backup {image_id} is {state} ({reason}); nothing was changed \
-         on the server: run the backup again, or deregister {image_id}"
+         on the server: run the backup again (`hubform backups \
+         --prune N` deletes failed backups)"
     ))
 }
 
