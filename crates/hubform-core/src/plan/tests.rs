@@ -302,3 +302,73 @@ fn creates_wait_for_their_dependencies_only() {
         ["key_pair.golden-key", "security_group.golden-sg"]
     );
 }
+
+/// The golden spec with a host layer on its server.
+fn desired_with_host() -> Desired {
+    let text = format!("{SPEC}    tljh:\n      admins: [lecturer]\n");
+    let spec = spec::parse(&text, "golden.yaml").expect("the spec parses");
+    Desired::from_spec(&spec).expect("the graph builds")
+}
+
+#[test]
+fn the_host_layer_of_a_stopped_server_waits_with_a_note() {
+    let desired = desired_with_host();
+    let mut observed = converged(&desired);
+    let live = live_mut(&mut observed, Kind::Instance, "hub");
+    *live = live.clone().extra("state", "stopped");
+
+    let plan = plan(&desired, &observed).expect("plans");
+    assert!(
+        plan.changes.iter().all(|c| !c.id.kind.on_host()),
+        "{:?}",
+        plan.changes
+    );
+    let note = plan
+        .notes
+        .iter()
+        .find(|n| n.id == ResourceId::new(Kind::Tljh, "hub"))
+        .expect("a note on tljh.hub");
+    assert!(note.text.contains("not running"), "{}", note.text);
+}
+
+#[test]
+fn a_running_server_without_its_host_layer_plans_it() {
+    let desired = desired_with_host();
+    let mut observed = converged(&desired);
+    let live = live_mut(&mut observed, Kind::Instance, "hub");
+    *live = live.clone().extra("state", "running");
+
+    let plan = plan(&desired, &observed).expect("plans");
+    let tljh = plan
+        .change(&ResourceId::new(Kind::Tljh, "hub"))
+        .expect("tljh.hub planned");
+    assert_eq!(tljh.action, Action::Create);
+}
+
+#[test]
+fn a_replaced_server_gets_its_host_layer_again() {
+    let desired = desired_with_host();
+    let mut observed = converged(&desired);
+    let live = live_mut(&mut observed, Kind::Instance, "hub");
+    *live = live
+        .clone()
+        .extra("state", "running")
+        .attr("key_pair", Value::str("old-key"));
+    // The old host had TLJH installed as wanted.
+    let install = desired
+        .get(&ResourceId::new(Kind::Tljh, "hub"))
+        .expect("tljh.hub");
+    let mut host = Live::new("hub");
+    for (name, attr) in &install.attrs {
+        host.attrs.insert(name.clone(), attr.value.clone());
+    }
+    observed.live.insert(install.id.clone(), host);
+
+    let plan = plan(&desired, &observed).expect("plans");
+    let instance = plan
+        .change(&ResourceId::new(Kind::Instance, "hub"))
+        .expect("instance.hub planned");
+    assert_eq!(instance.action, Action::Replace);
+    let tljh = plan.change(&install.id).expect("tljh.hub planned");
+    assert_eq!(tljh.action, Action::Create);
+}
