@@ -35,9 +35,11 @@ pub mod connect;
 mod dns;
 pub mod error;
 mod files;
+pub mod fleet;
 mod iam;
 mod instance;
 mod key_pair;
+mod lookalike;
 mod observe;
 mod security_group;
 mod tags;
@@ -99,6 +101,26 @@ impl Aws {
             images: Mutex::new(BTreeMap::new()),
             backup_first: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// A provider for another workshop on the same connection (Region,
+    /// credentials, retries): clients are shared, while the journal and
+    /// the ids seen are the new workshop's own. [`fleet::observe`] needs
+    /// its workshops connected this way.
+    pub fn for_workshop(&self, workshop: &str, base_dir: &Path) -> Aws {
+        Aws {
+            ec2: self.ec2.clone(),
+            iam: self.iam.clone(),
+            sts: self.sts.clone(),
+            route53: self.route53.clone(),
+            workshop: workshop.to_owned(),
+            base_dir: base_dir.to_owned(),
+            journal: Journal::open(base_dir, workshop),
+            settings: self.settings.clone(),
+            ids: Mutex::new(BTreeMap::new()),
+            images: Mutex::new(BTreeMap::new()),
+            backup_first: std::sync::atomic::AtomicBool::new(self.backs_up()),
+        }
     }
 
     /// Turns off the AMI backup taken before an instance is replaced or

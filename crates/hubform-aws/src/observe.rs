@@ -1,18 +1,24 @@
-//! Discovery: one call per kind, filtered by the workshop's tag (IAM by
-//! path), issued concurrently. Only when a resource is missing does one
-//! more call per kind look for an untagged object of the same name.
+//! Discovery, kind by kind: the one describe call of each kind (filtered
+//! by the workshop tag, IAM read whole) and what its objects mean to the
+//! planner. [`crate::fleet`] issues the calls for one workshop or many and
+//! splits the results; [`observe`] is its one-workshop case.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{Image, Instance, IpPermission};
-use aws_sdk_iam::types::EntityType;
+use aws_sdk_ec2::types::{
+    Address, Filter, Image, Instance, IpPermission, KeyPairInfo, SecurityGroup,
+    Volume,
+};
+use aws_sdk_iam::types::{EntityType, GroupDetail, UserDetail};
 use hubform_core::graph::{selection_digest, Desired};
-use hubform_core::model::{Kind, Live, Note, Observed, ResourceId, Value};
+use hubform_core::model::{
+    Kind, Live, Note, Observed, Resource, ResourceId, Value,
+};
 use hubform_core::provider::Failure;
 use hubform_core::rule::Rule;
 
 use crate::error::failure;
-use crate::tags::{self, filter, workshop_filter};
+use crate::tags::{self, filter};
 use crate::Aws;
 
 /// The image a lookup selected.
@@ -30,44 +36,22 @@ pub struct FoundImage {
 pub const LIVE_STATES: [&str; 5] =
     ["pending", "running", "stopping", "stopped", "shutting-down"];
 
+/// Observes one workshop: the fleet's discovery with a fleet of one, so
+/// that both make the same calls.
 pub async fn observe(
     aws: &Aws,
     desired: &Desired,
 ) -> Result<Observed, Failure> {
-    let (iam, keys, groups, images, instances, volumes, addresses) = tokio::join!(
-        observe_iam(aws, desired),
-        observe_key_pairs(aws, desired),
-        observe_security_groups(aws, desired),
-        observe_images(aws, desired),
-        describe_instances(aws, vec![workshop_filter(&aws.workshop)]),
-        observe_volumes(aws),
-        observe_addresses(aws),
-    );
-    let mut observed = Observed::default();
-    for part in [iam?, keys?, groups?, images?, volumes?] {
-        merge(&mut observed, part);
-    }
-    let instances = instances?;
-    merge(&mut observed, instance_lives(aws, desired, &instances));
-    merge(&mut observed, address_lives(addresses?, &instances));
-
-    crate::dns::observe(aws, desired, &mut observed).await?;
-    look_for_lookalikes(aws, desired, &mut observed).await?;
-    newer_image_notes(aws, desired, &mut observed);
-
-    let mut ids = aws.ids.lock().unwrap_or_else(|p| p.into_inner());
-    for (id, live) in &observed.live {
-        ids.insert(id.clone(), live.cloud_id.clone());
-        // A create in flight is done once its object is seen by tag: a
-        // stale entry would reuse a spent token or wait for nothing.
-        if let Err(e) = aws.journal.clear(&id.to_string()) {
-            tracing::warn!(error = %e, "cannot clear a journal entry");
-        }
-    }
-    Ok(observed)
+    crate::fleet::observe(&[(aws, desired)])
+        .await
+        .pop()
+        .unwrap_or_else(|| {
+            Err(Failure::new("internal: the workshop was not observed"))
+        })
 }
 
-fn merge(into: &mut Observed, part: Observed) {
+/// Adds everything `part` found to `into`.
+pub fn merge(into: &mut Observed, part: Observed) {
     into.live.extend(part.live);
     into.lookalikes.extend(part.lookalikes);
     into.conflicts.extend(part.conflicts);
@@ -90,13 +74,17 @@ fn insert(observed: &mut Observed, id: ResourceId, live: Live) {
     observed.live.insert(id, live);
 }
 
-async fn observe_iam(
-    aws: &Aws,
-    desired: &Desired,
-) -> Result<Observed, Failure> {
-    let mut observed = Observed::default();
-    let mut groups = Vec::new();
-    let mut users = Vec::new();
+/// The IAM groups and users of the whole account.
+#[derive(Debug, Default)]
+pub struct IamDetails {
+    groups: Vec<GroupDetail>,
+    users: Vec<UserDetail>,
+}
+
+/// Every IAM group and user of the account, in one paginated
+/// `GetAccountAuthorizationDetails`; workshops own theirs by path.
+pub async fn describe_iam(aws: &Aws) -> Result<IamDetails, Failure> {
+    let mut details = IamDetails::default();
     let mut pages = aws
         .iam
         .get_account_authorization_details()
@@ -107,12 +95,27 @@ async fn observe_iam(
     while let Some(page) = pages.next().await {
         let page =
             page.map_err(|e| failure("GetAccountAuthorizationDetails", &e))?;
-        groups.extend(page.group_detail_list().iter().cloned());
-        users.extend(page.user_detail_list().iter().cloned());
+        details
+            .groups
+            .extend(page.group_detail_list().iter().cloned());
+        details
+            .users
+            .extend(page.user_detail_list().iter().cloned());
     }
+    Ok(details)
+}
 
+/// The workshop's IAM objects among the account's: those under its path.
+/// Access keys are not in the account details: one `ListAccessKeys` per
+/// user of the workshop.
+pub async fn iam_lives(
+    aws: &Aws,
+    desired: &Desired,
+    details: &IamDetails,
+) -> Result<Observed, Failure> {
+    let mut observed = Observed::default();
     let path = aws.iam_path();
-    for g in &groups {
+    for g in &details.groups {
         let name = g.group_name().unwrap_or_default();
         let g_path = g.path().unwrap_or_default();
         let id = ResourceId::new(Kind::IamGroup, name);
@@ -132,7 +135,7 @@ async fn observe_iam(
     }
 
     let mut ours = Vec::new();
-    for u in &users {
+    for u in &details.users {
         let name = u.user_name().unwrap_or_default();
         let u_path = u.path().unwrap_or_default();
         let id = ResourceId::new(Kind::IamUser, name);
@@ -228,21 +231,31 @@ fn name_taken(
     }
 }
 
-async fn observe_key_pairs(
+/// Key pairs matching `filter`, with their public keys.
+pub async fn describe_key_pairs(
     aws: &Aws,
-    desired: &Desired,
-) -> Result<Observed, Failure> {
+    filter: Filter,
+) -> Result<Vec<KeyPairInfo>, Failure> {
     let out = aws
         .ec2
         .describe_key_pairs()
-        .filters(workshop_filter(&aws.workshop))
+        .filters(filter)
         .include_public_key(true)
         .send()
         .await
         .map_err(|e| failure("DescribeKeyPairs", &e))?;
+    Ok(out.key_pairs().to_vec())
+}
 
+/// A workshop's key pairs in the planner's terms, with notes on their
+/// local private key files.
+pub fn key_pair_lives(
+    aws: &Aws,
+    desired: &Desired,
+    key_pairs: &[KeyPairInfo],
+) -> Observed {
     let mut observed = Observed::default();
-    for k in out.key_pairs() {
+    for k in key_pairs {
         let Some(id) = tags::resource_id(k.tags()) else {
             continue;
         };
@@ -253,7 +266,7 @@ async fn observe_key_pairs(
         key_file_notes(aws, desired, &id, &live, &mut observed);
         insert(&mut observed, id, live);
     }
-    Ok(observed)
+    observed
 }
 
 fn key_file_notes(
@@ -309,20 +322,29 @@ fn same_key(a: &str, b: &str) -> bool {
     words(a) == words(b)
 }
 
-async fn observe_security_groups(
+/// Security groups matching `filter`.
+pub async fn describe_security_groups(
     aws: &Aws,
-    desired: &Desired,
-) -> Result<Observed, Failure> {
+    filter: Filter,
+) -> Result<Vec<SecurityGroup>, Failure> {
     let out = aws
         .ec2
         .describe_security_groups()
-        .filters(workshop_filter(&aws.workshop))
+        .filters(filter)
         .send()
         .await
         .map_err(|e| failure("DescribeSecurityGroups", &e))?;
+    Ok(out.security_groups().to_vec())
+}
 
+/// A workshop's security groups in the planner's terms; egress rules only
+/// where the spec manages them.
+pub fn security_group_lives(
+    desired: &Desired,
+    groups: &[SecurityGroup],
+) -> Observed {
     let mut observed = Observed::default();
-    for g in out.security_groups() {
+    for g in groups {
         let Some(id) = tags::resource_id(g.tags()) else {
             continue;
         };
@@ -340,7 +362,7 @@ async fn observe_security_groups(
         }
         insert(&mut observed, id, live);
     }
-    Ok(observed)
+    observed
 }
 
 /// AWS permissions as canonical rules, one per address block.
@@ -362,13 +384,68 @@ pub fn rules(permissions: &[IpPermission]) -> BTreeSet<String> {
     out
 }
 
-async fn observe_images(
+/// What an image lookup asks AWS: a pinned id, or the newest available
+/// image of an owner, name pattern and architecture. Lookups that ask the
+/// same share one call, however many workshops make them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImageQuery {
+    /// A pinned image id.
+    Pinned(String),
+    /// The newest available image of a selection.
+    Newest {
+        /// The owner's account id or alias.
+        owner: String,
+        /// The name pattern.
+        name: String,
+        /// The architecture.
+        architecture: String,
+    },
+}
+
+impl ImageQuery {
+    /// The query of an `image` resource.
+    pub fn of(image: &Resource) -> ImageQuery {
+        if let Some(pinned) = image.text("id") {
+            return ImageQuery::Pinned(pinned.to_owned());
+        }
+        ImageQuery::Newest {
+            owner: image.text("owner").unwrap_or_default().to_owned(),
+            name: image.text("name").unwrap_or_default().to_owned(),
+            architecture: image
+                .text("architecture")
+                .unwrap_or("x86_64")
+                .to_owned(),
+        }
+    }
+}
+
+/// The images the lookups of all `graphs` select: one `DescribeImages`
+/// per distinct query, concurrently.
+pub async fn lookup_images(
+    aws: &Aws,
+    graphs: impl Iterator<Item = &Desired>,
+) -> Result<BTreeMap<ImageQuery, Option<FoundImage>>, Failure> {
+    let queries: BTreeSet<ImageQuery> = graphs
+        .flat_map(|desired| desired.of_kind(Kind::Image))
+        .map(ImageQuery::of)
+        .collect();
+    let found = futures::future::try_join_all(
+        queries.iter().map(|query| lookup_image(aws, query)),
+    )
+    .await?;
+    Ok(queries.into_iter().zip(found).collect())
+}
+
+/// A workshop's image lookups in the planner's terms; the selected images
+/// are kept for the newer-image notes and for launches.
+pub fn image_lives(
     aws: &Aws,
     desired: &Desired,
-) -> Result<Observed, Failure> {
+    found: &BTreeMap<ImageQuery, Option<FoundImage>>,
+) -> Observed {
     let mut observed = Observed::default();
     for image in desired.of_kind(Kind::Image) {
-        let Some(found) = lookup_image(aws, image).await? else {
+        let Some(Some(found)) = found.get(&ImageQuery::of(image)) else {
             continue;
         };
         let live = Live::new(&found.id)
@@ -377,29 +454,31 @@ async fn observe_images(
         aws.images
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(image.id.clone(), found);
+            .insert(image.id.clone(), found.clone());
         observed.live.insert(image.id.clone(), live);
     }
-    Ok(observed)
+    observed
 }
 
-/// The newest available image of a lookup, or the pinned one.
+/// The newest available image of a query, or the pinned one.
 async fn lookup_image(
     aws: &Aws,
-    image: &hubform_core::model::Resource,
+    query: &ImageQuery,
 ) -> Result<Option<FoundImage>, Failure> {
     let mut call = aws.ec2.describe_images();
-    if let Some(pinned) = image.text("id") {
-        call = call.image_ids(pinned);
-    } else {
-        let owner = image.text("owner").unwrap_or_default();
-        let name = image.text("name").unwrap_or_default();
-        let arch = image.text("architecture").unwrap_or("x86_64");
-        call = call
-            .owners(owner)
-            .filters(filter("name", &[name]))
-            .filters(filter("architecture", &[arch]))
-            .filters(filter("state", &["available"]));
+    match query {
+        ImageQuery::Pinned(id) => call = call.image_ids(id),
+        ImageQuery::Newest {
+            owner,
+            name,
+            architecture,
+        } => {
+            call = call
+                .owners(owner)
+                .filters(filter("name", &[name]))
+                .filters(filter("architecture", &[architecture]))
+                .filters(filter("state", &["available"]));
+        }
     }
     let out = call
         .send()
@@ -424,7 +503,7 @@ fn found_image(i: &Image) -> FoundImage {
 /// Instances matching `filters` that still exist.
 pub async fn describe_instances(
     aws: &Aws,
-    filters: Vec<aws_sdk_ec2::types::Filter>,
+    filters: Vec<Filter>,
 ) -> Result<Vec<Instance>, Failure> {
     let out = aws
         .ec2
@@ -441,7 +520,8 @@ pub async fn describe_instances(
         .collect())
 }
 
-fn instance_lives(
+/// A workshop's instances in the planner's terms.
+pub fn instance_lives(
     aws: &Aws,
     desired: &Desired,
     instances: &[Instance],
@@ -523,16 +603,25 @@ fn declared_state(state: &str) -> &str {
     }
 }
 
-async fn observe_volumes(aws: &Aws) -> Result<Observed, Failure> {
+/// Volumes matching `filter`.
+pub async fn describe_volumes(
+    aws: &Aws,
+    filter: Filter,
+) -> Result<Vec<Volume>, Failure> {
     let out = aws
         .ec2
         .describe_volumes()
-        .filters(workshop_filter(&aws.workshop))
+        .filters(filter)
         .send()
         .await
         .map_err(|e| failure("DescribeVolumes", &e))?;
+    Ok(out.volumes().to_vec())
+}
+
+/// A workshop's volumes in the planner's terms.
+pub fn volume_lives(volumes: &[Volume]) -> Observed {
     let mut observed = Observed::default();
-    for v in out.volumes() {
+    for v in volumes {
         let Some(id) = tags::resource_id(v.tags()) else {
             continue;
         };
@@ -544,24 +633,28 @@ async fn observe_volumes(aws: &Aws) -> Result<Observed, Failure> {
             );
         insert(&mut observed, id, live);
     }
-    Ok(observed)
+    observed
 }
 
-async fn observe_addresses(
+/// Elastic IPs matching `filter`.
+pub async fn describe_addresses(
     aws: &Aws,
-) -> Result<Vec<aws_sdk_ec2::types::Address>, Failure> {
+    filter: Filter,
+) -> Result<Vec<Address>, Failure> {
     let out = aws
         .ec2
         .describe_addresses()
-        .filters(workshop_filter(&aws.workshop))
+        .filters(filter)
         .send()
         .await
         .map_err(|e| failure("DescribeAddresses", &e))?;
     Ok(out.addresses().to_vec())
 }
 
-fn address_lives(
-    addresses: Vec<aws_sdk_ec2::types::Address>,
+/// A workshop's Elastic IPs in the planner's terms, their associations
+/// read as references to the workshop's `instances`.
+pub fn address_lives(
+    addresses: &[Address],
     instances: &[Instance],
 ) -> Observed {
     let by_instance: BTreeMap<&str, ResourceId> = instances
@@ -569,7 +662,7 @@ fn address_lives(
         .filter_map(|i| Some((i.instance_id()?, tags::resource_id(i.tags())?)))
         .collect();
     let mut observed = Observed::default();
-    for a in &addresses {
+    for a in addresses {
         let Some(id) = tags::resource_id(a.tags()) else {
             continue;
         };
@@ -592,98 +685,12 @@ fn address_lives(
     observed
 }
 
-/// For each resource to be created, one call per kind looks for an
-/// untagged object of the same name that a create would twin.
-async fn look_for_lookalikes(
+/// A newer image from the same selection is worth a note, never a change.
+pub fn newer_image_notes(
     aws: &Aws,
     desired: &Desired,
     observed: &mut Observed,
-) -> Result<(), Failure> {
-    let missing = |kind: Kind| -> Vec<&hubform_core::model::Resource> {
-        desired
-            .of_kind(kind)
-            .filter(|r| !observed.live.contains_key(&r.id))
-            .collect()
-    };
-
-    let keys = missing(Kind::KeyPair);
-    if !keys.is_empty() {
-        let names: Vec<&str> = keys.iter().map(|r| r.id.key.as_str()).collect();
-        let out = aws
-            .ec2
-            .describe_key_pairs()
-            .filters(filter("key-name", &names))
-            .send()
-            .await
-            .map_err(|e| failure("DescribeKeyPairs", &e))?;
-        for k in out.key_pairs() {
-            let name = k.key_name().unwrap_or_default();
-            observed.lookalikes.insert(
-                ResourceId::new(Kind::KeyPair, name),
-                format!(
-                    "a key pair named {name} ({}) exists without hubform's \
-                     tags; apply will not create a twin: rename or delete \
-                     it by hand",
-                    k.key_pair_id().unwrap_or("?")
-                ),
-            );
-        }
-    }
-
-    let groups = missing(Kind::SecurityGroup);
-    if !groups.is_empty() {
-        let names: Vec<&str> =
-            groups.iter().map(|r| r.id.key.as_str()).collect();
-        let out = aws
-            .ec2
-            .describe_security_groups()
-            .filters(filter("group-name", &names))
-            .send()
-            .await
-            .map_err(|e| failure("DescribeSecurityGroups", &e))?;
-        for g in out.security_groups() {
-            let name = g.group_name().unwrap_or_default();
-            observed.lookalikes.insert(
-                ResourceId::new(Kind::SecurityGroup, name),
-                format!(
-                    "a security group named {name} ({}) exists without \
-                     hubform's tags; apply will not create a twin: delete \
-                     it by hand, or name this group differently in the spec",
-                    g.group_id().unwrap_or("?")
-                ),
-            );
-        }
-    }
-
-    let servers = missing(Kind::Instance);
-    let names: Vec<&str> =
-        servers.iter().filter_map(|r| r.text("name")).collect();
-    if !names.is_empty() {
-        let found =
-            describe_instances(aws, vec![filter("tag:Name", &names)]).await?;
-        for i in found
-            .iter()
-            .filter(|i| tags::resource_id(i.tags()).is_none())
-        {
-            let name = tags::value(i.tags(), "Name").unwrap_or_default();
-            for r in servers.iter().filter(|r| r.text("name") == Some(name)) {
-                observed.lookalikes.insert(
-                    r.id.clone(),
-                    format!(
-                        "an instance named {name} ({}) exists without \
-                         hubform's tags; apply will not launch a twin: \
-                         rename or terminate it by hand",
-                        i.instance_id().unwrap_or("?")
-                    ),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A newer image from the same selection is worth a note, never a change.
-fn newer_image_notes(aws: &Aws, desired: &Desired, observed: &mut Observed) {
+) {
     let images = aws.images.lock().unwrap_or_else(|p| p.into_inner());
     for instance in desired.of_kind(Kind::Instance) {
         let Some(live) = observed.live.get(&instance.id) else {

@@ -23,12 +23,8 @@ pub struct Stack {
 
 impl Provider for Stack {
     async fn observe(&self, desired: &Desired) -> Result<Observed, Failure> {
-        let mut observed = self.aws.observe(desired).await?;
-        self.host.observe(&self.aws, desired, &mut observed).await?;
-        observed.waits = https_waits(desired, &observed, &self.resolver).await;
-        let dns = dns_notes(desired, &observed, &self.resolver).await;
-        observed.notes.extend(dns);
-        Ok(observed)
+        let observed = self.aws.observe(desired).await?;
+        self.complete(desired, observed).await
     }
 
     async fn execute(
@@ -48,6 +44,21 @@ impl Provider for Stack {
 }
 
 impl Stack {
+    /// Completes what AWS discovery found (`observed`, for example from a
+    /// fleet's batched discovery) with the host layer's probes, the HTTPS
+    /// waits and the DNS notes.
+    pub async fn complete(
+        &self,
+        desired: &Desired,
+        mut observed: Observed,
+    ) -> Result<Observed, Failure> {
+        self.host.observe(&self.aws, desired, &mut observed).await?;
+        observed.waits = https_waits(desired, &observed, &self.resolver).await;
+        let dns = dns_notes(desired, &observed, &self.resolver).await;
+        observed.notes.extend(dns);
+        Ok(observed)
+    }
+
     /// After a root volume grew, a server with a host layer grows its
     /// partition and file system too.
     async fn grow_root(
