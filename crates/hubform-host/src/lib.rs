@@ -45,6 +45,7 @@ mod actions;
 pub mod probe;
 pub mod provider;
 pub mod ssh;
+pub mod status;
 pub mod tljh;
 mod verify;
 pub mod waits;

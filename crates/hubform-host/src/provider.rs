@@ -285,7 +285,7 @@ findmnt -bno SIZE /
     /// The open session to server `key`, connecting on first use. On
     /// first contact the host key is trusted and, when `pin` is set,
     /// pinned on the instance.
-    async fn session(
+    pub(crate) async fn session(
         &self,
         aws: &Aws,
         desired: &Desired,
