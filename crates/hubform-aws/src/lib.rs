@@ -37,6 +37,7 @@ pub mod error;
 mod files;
 pub mod fleet;
 mod iam;
+pub mod import;
 mod instance;
 mod key_pair;
 mod lookalike;
