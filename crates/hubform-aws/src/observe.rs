@@ -6,20 +6,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{
-    Address, Filter, Image, Instance, IpPermission, KeyPairInfo, SecurityGroup,
-    Volume,
+    Address, Filter, Instance, IpPermission, KeyPairInfo, SecurityGroup, Volume,
 };
-use aws_sdk_iam::types::{EntityType, GroupDetail, UserDetail};
 use hubform_core::graph::{selection_digest, Desired};
-use hubform_core::model::{
-    Kind, Live, Note, Observed, Resource, ResourceId, Value,
-};
+use hubform_core::model::{Live, Note, Observed, ResourceId, Value};
 use hubform_core::provider::Failure;
 use hubform_core::rule::Rule;
 
 use crate::error::failure;
 use crate::tags::{self, filter};
 use crate::Aws;
+
+mod iam;
+mod images;
+
+pub use iam::{describe_iam, iam_lives, IamDetails};
+pub use images::{image_lives, lookup_images, newer_image_notes, ImageQuery};
 
 /// The image a lookup selected.
 #[derive(Debug, Clone)]
@@ -72,163 +74,6 @@ fn insert(observed: &mut Observed, id: ResourceId, live: Live) {
         return;
     }
     observed.live.insert(id, live);
-}
-
-/// The IAM groups and users of the whole account.
-#[derive(Debug, Default)]
-pub struct IamDetails {
-    groups: Vec<GroupDetail>,
-    users: Vec<UserDetail>,
-}
-
-/// Every IAM group and user of the account, in one paginated
-/// `GetAccountAuthorizationDetails`; workshops own theirs by path.
-pub async fn describe_iam(aws: &Aws) -> Result<IamDetails, Failure> {
-    let mut details = IamDetails::default();
-    let mut pages = aws
-        .iam
-        .get_account_authorization_details()
-        .filter(EntityType::Group)
-        .filter(EntityType::User)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| failure("GetAccountAuthorizationDetails", &e))?;
-        details
-            .groups
-            .extend(page.group_detail_list().iter().cloned());
-        details
-            .users
-            .extend(page.user_detail_list().iter().cloned());
-    }
-    Ok(details)
-}
-
-/// The workshop's IAM objects among the account's: those under its path.
-/// Access keys are not in the account details: one `ListAccessKeys` per
-/// user of the workshop.
-pub async fn iam_lives(
-    aws: &Aws,
-    desired: &Desired,
-    details: &IamDetails,
-) -> Result<Observed, Failure> {
-    let mut observed = Observed::default();
-    let path = aws.iam_path();
-    for g in &details.groups {
-        let name = g.group_name().unwrap_or_default();
-        let g_path = g.path().unwrap_or_default();
-        let id = ResourceId::new(Kind::IamGroup, name);
-        if g_path == path {
-            let arns = g
-                .attached_managed_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_owned));
-            insert(
-                &mut observed,
-                id,
-                Live::new(name).attr("policies", Value::set(arns)),
-            );
-        } else if desired.get(&id).is_some() {
-            name_taken(&mut observed, id, "IAM group", name, g_path);
-        }
-    }
-
-    let mut ours = Vec::new();
-    for u in &details.users {
-        let name = u.user_name().unwrap_or_default();
-        let u_path = u.path().unwrap_or_default();
-        let id = ResourceId::new(Kind::IamUser, name);
-        if u_path == path {
-            ours.push((id, name.to_owned(), u.group_list().to_vec()));
-        } else if desired.get(&id).is_some() {
-            name_taken(&mut observed, id, "IAM user", name, u_path);
-        }
-    }
-
-    for (id, name, group_list) in ours {
-        let keys = aws
-            .iam
-            .list_access_keys()
-            .user_name(&name)
-            .send()
-            .await
-            .map_err(|e| failure("ListAccessKeys", &e))?;
-        let has_key = !keys.access_key_metadata().is_empty();
-        let key_ids: Vec<&str> = keys
-            .access_key_metadata()
-            .iter()
-            .filter_map(|k| k.access_key_id())
-            .collect();
-        if has_key {
-            lost_secret_note(aws, desired, &id, &mut observed);
-        }
-        let live = Live::new(&name)
-            .attr("groups", Value::set(group_list))
-            .attr("access_key", Value::Bool(has_key))
-            .extra("access_keys", key_ids.join(","));
-        insert(&mut observed, id, live);
-    }
-    Ok(observed)
-}
-
-fn lost_secret_note(
-    aws: &Aws,
-    desired: &Desired,
-    id: &ResourceId,
-    observed: &mut Observed,
-) {
-    let Some(file) = desired.get(id).and_then(|r| r.text("access_key_file"))
-    else {
-        return;
-    };
-    if !aws.resolve(file).exists() {
-        observed.notes.push(Note {
-            id: id.clone(),
-            text: format!(
-                "the access key exists but its secret file {file} is \
-                 missing; AWS never shows a secret twice: restore the file, \
-                 or delete the access key in AWS and apply again to get a \
-                 new one"
-            ),
-        });
-    }
-}
-
-/// Records that an IAM name the spec wants is held outside this
-/// workshop: by another workshop (an error) or by hand (a lookalike).
-fn name_taken(
-    observed: &mut Observed,
-    id: ResourceId,
-    what: &str,
-    name: &str,
-    path: &str,
-) {
-    let other = path
-        .strip_prefix("/hubform/")
-        .and_then(|rest| rest.strip_suffix('/'));
-    match other {
-        Some(workshop) => {
-            observed.conflicts.insert(
-                id,
-                format!(
-                    "the {what} {name} belongs to workshop {workshop} \
-                     (path {path}); IAM names are account-wide, so choose \
-                     another name"
-                ),
-            );
-        }
-        None => {
-            observed.lookalikes.insert(
-                id,
-                format!(
-                    "an {what} named {name} exists outside hubform (path \
-                     {path}); apply will not create a twin: rename or \
-                     delete it by hand"
-                ),
-            );
-        }
-    }
 }
 
 /// Key pairs matching `filter`, with their public keys.
@@ -382,122 +227,6 @@ pub fn rules(permissions: &[IpPermission]) -> BTreeSet<String> {
         }
     }
     out
-}
-
-/// What an image lookup asks AWS: a pinned id, or the newest available
-/// image of an owner, name pattern and architecture. Lookups that ask the
-/// same share one call, however many workshops make them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ImageQuery {
-    /// A pinned image id.
-    Pinned(String),
-    /// The newest available image of a selection.
-    Newest {
-        /// The owner's account id or alias.
-        owner: String,
-        /// The name pattern.
-        name: String,
-        /// The architecture.
-        architecture: String,
-    },
-}
-
-impl ImageQuery {
-    /// The query of an `image` resource.
-    pub fn of(image: &Resource) -> ImageQuery {
-        if let Some(pinned) = image.text("id") {
-            return ImageQuery::Pinned(pinned.to_owned());
-        }
-        ImageQuery::Newest {
-            owner: image.text("owner").unwrap_or_default().to_owned(),
-            name: image.text("name").unwrap_or_default().to_owned(),
-            architecture: image
-                .text("architecture")
-                .unwrap_or("x86_64")
-                .to_owned(),
-        }
-    }
-}
-
-/// The images the lookups of all `graphs` select: one `DescribeImages`
-/// per distinct query, concurrently.
-pub async fn lookup_images(
-    aws: &Aws,
-    graphs: impl Iterator<Item = &Desired>,
-) -> Result<BTreeMap<ImageQuery, Option<FoundImage>>, Failure> {
-    let queries: BTreeSet<ImageQuery> = graphs
-        .flat_map(|desired| desired.of_kind(Kind::Image))
-        .map(ImageQuery::of)
-        .collect();
-    let found = futures::future::try_join_all(
-        queries.iter().map(|query| lookup_image(aws, query)),
-    )
-    .await?;
-    Ok(queries.into_iter().zip(found).collect())
-}
-
-/// A workshop's image lookups in the planner's terms; the selected images
-/// are kept for the newer-image notes and for launches.
-pub fn image_lives(
-    aws: &Aws,
-    desired: &Desired,
-    found: &BTreeMap<ImageQuery, Option<FoundImage>>,
-) -> Observed {
-    let mut observed = Observed::default();
-    for image in desired.of_kind(Kind::Image) {
-        let Some(Some(found)) = found.get(&ImageQuery::of(image)) else {
-            continue;
-        };
-        let live = Live::new(&found.id)
-            .attr("name", Value::str(&found.name))
-            .attr("created", Value::str(&found.created));
-        aws.images
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(image.id.clone(), found.clone());
-        observed.live.insert(image.id.clone(), live);
-    }
-    observed
-}
-
-/// The newest available image of a query, or the pinned one.
-async fn lookup_image(
-    aws: &Aws,
-    query: &ImageQuery,
-) -> Result<Option<FoundImage>, Failure> {
-    let mut call = aws.ec2.describe_images();
-    match query {
-        ImageQuery::Pinned(id) => call = call.image_ids(id),
-        ImageQuery::Newest {
-            owner,
-            name,
-            architecture,
-        } => {
-            call = call
-                .owners(owner)
-                .filters(filter("name", &[name]))
-                .filters(filter("architecture", &[architecture]))
-                .filters(filter("state", &["available"]));
-        }
-    }
-    let out = call
-        .send()
-        .await
-        .map_err(|e| failure("DescribeImages", &e))?;
-    let newest = out
-        .images()
-        .iter()
-        .filter(|i| i.state().map(|s| s.as_str()) == Some("available"))
-        .max_by(|a, b| a.creation_date().cmp(&b.creation_date()));
-    Ok(newest.map(found_image))
-}
-
-fn found_image(i: &Image) -> FoundImage {
-    FoundImage {
-        id: i.image_id().unwrap_or_default().to_owned(),
-        name: i.name().unwrap_or_default().to_owned(),
-        created: i.creation_date().unwrap_or_default().to_owned(),
-    }
 }
 
 /// Instances matching `filters` that still exist.
@@ -683,43 +412,4 @@ pub fn address_lives(
         insert(&mut observed, id, live);
     }
     observed
-}
-
-/// A newer image from the same selection is worth a note, never a change.
-pub fn newer_image_notes(
-    aws: &Aws,
-    desired: &Desired,
-    observed: &mut Observed,
-) {
-    let images = aws.images.lock().unwrap_or_else(|p| p.into_inner());
-    for instance in desired.of_kind(Kind::Instance) {
-        let Some(live) = observed.live.get(&instance.id) else {
-            continue;
-        };
-        let Some(image_id) = instance
-            .deps
-            .iter()
-            .find(|d| d.kind == Kind::Image)
-            .cloned()
-        else {
-            continue;
-        };
-        let Some(newest) = images.get(&image_id) else {
-            continue;
-        };
-        let running = live.get_extra("image_id").unwrap_or_default();
-        let same_selection = live.attrs.get("image")
-            == instance.attrs.get("image").map(|a| &a.value);
-        if same_selection && !running.is_empty() && running != newest.id {
-            observed.notes.push(Note {
-                id: image_id.clone(),
-                text: format!(
-                    "a newer image exists: {} ({}, created {}); {} keeps \
-                     running {running}; hubform never replaces a server \
-                     for a newer image",
-                    newest.id, newest.name, newest.created, instance.id
-                ),
-            });
-        }
-    }
 }
