@@ -424,3 +424,19 @@ async fn spec_that_does_not_load_exits_1_and_the_others_are_still_reported() {
         BTreeSet::from([pair("security_group.web-b", "ingress")])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_specs_of_one_workshop_are_an_error() {
+    let world = World::start().await;
+    common::apply(&world, &add_spec(&world, "a"));
+    write_spec(&world, &format!("{FOLDER}/a-copy.yaml"), &renamed("a"));
+
+    let report = drift_json(&world, &[&folder(&world)], 1);
+    let entries = report["workshops"].as_array().expect("workshops");
+    assert_eq!(entries.len(), 2, "{report:#}");
+    // Files in name order: a-copy.yaml is checked, a.yaml is refused.
+    assert_eq!(entries[0]["status"], "in_sync", "{report:#}");
+    assert_eq!(entries[1]["status"], "error", "{report:#}");
+    let error = entries[1]["error"].as_str().expect("an error");
+    assert!(error.contains("a-copy.yaml"), "{error}");
+}
