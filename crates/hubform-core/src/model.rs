@@ -192,20 +192,27 @@ impl Value {
         Value::Set(items.into_iter().map(Into::into).collect())
     }
 
-    /// The value as JSON: texts, numbers, booleans, arrays; a decimal as
-    /// its text, a reference as `kind.key`, nothing as `null`.
+    /// The value as JSON: texts, numbers, booleans, arrays (a set in the
+    /// order people read it), a reference as `kind.key`, nothing as
+    /// `null`.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as Json;
+        let texts = |items: Vec<&String>| {
+            Json::Array(items.into_iter().cloned().map(Json::String).collect())
+        };
         match self {
-            Value::Str(s) | Value::Decimal(s) => Json::String(s.clone()),
+            Value::Str(s) => Json::String(s.clone()),
+            Value::Decimal(text) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| Json::String(text.clone()), Json::Number),
             Value::Int(n) => Json::from(*n),
             Value::Bool(b) => Json::Bool(*b),
             Value::Set(items) => {
-                Json::Array(items.iter().cloned().map(Json::String).collect())
+                texts(crate::plan::render::natural_order(items.iter()))
             }
-            Value::List(items) => {
-                Json::Array(items.iter().cloned().map(Json::String).collect())
-            }
+            Value::List(items) => texts(items.iter().collect()),
             Value::Ref(id) => Json::String(id.to_string()),
             Value::None => Json::Null,
         }

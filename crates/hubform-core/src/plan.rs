@@ -50,6 +50,19 @@ impl Action {
     }
 }
 
+/// What plans, drift reports and JSON show instead of a secret value.
+pub const HIDDEN: &str = "(sensitive)";
+
+/// Whether an attribute's name says its value is a secret (a
+/// `tljh-config` key such as `auth.GitHubOAuthenticator.client_secret`):
+/// its values are never shown, only that they differ.
+pub fn is_sensitive(name: &str) -> bool {
+    let name = name.to_lowercase();
+    ["secret", "password", "token"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
 /// A difference in one attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diff {

@@ -3,8 +3,8 @@
 //!
 //! The format is versioned by `format_version` and documented in
 //! `docs/json-formats.md`. It holds attribute values as the planner
-//! compares them; no secret is ever among them (access-key secrets and
-//! private keys live only in their files).
+//! compares them, except those of secret-looking names (`is_sensitive`);
+//! access-key secrets and private keys live only in their files.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
 use crate::model::Observed;
-use crate::plan::{Change, Plan};
+use crate::plan::{is_sensitive, Change, Plan, HIDDEN};
 
 /// The version of the plan JSON; raised when a field changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
@@ -42,10 +42,15 @@ fn change_json(change: &Change) -> Json {
         .diffs
         .iter()
         .map(|d| {
+            let show = |v: &Option<crate::model::Value>| match v {
+                Some(_) if is_sensitive(&d.name) => json!(HIDDEN),
+                Some(v) => v.to_json(),
+                None => Json::Null,
+            };
             json!({
                 "field": d.name,
-                "old": d.old.as_ref().map(|v| v.to_json()),
-                "new": d.new.as_ref().map(|v| v.to_json()),
+                "old": show(&d.old),
+                "new": show(&d.new),
                 "forces_replace": d.forces_replace,
                 "known_after_apply": d.known_after_apply,
             })

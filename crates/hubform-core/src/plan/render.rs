@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Action, Change, Diff, Plan};
+use super::{is_sensitive, Action, Change, Diff, Plan, HIDDEN};
 use crate::model::Value;
 
 /// The whole plan as text, ending in the summary line.
@@ -71,6 +71,16 @@ fn render_change(out: &mut String, change: &Change) {
 
 fn render_diff(out: &mut String, action: Action, diff: &Diff, width: usize) {
     let name = format!("{:width$}", diff.name);
+    if is_sensitive(&diff.name) {
+        let marker = match (&diff.old, &diff.new) {
+            (None, _) => "+",
+            (_, None) => "-",
+            _ if action == Action::Create => "+",
+            _ => "~",
+        };
+        let _ = writeln!(out, "      {marker} {name} = {HIDDEN}");
+        return;
+    }
     match (&diff.old, &diff.new) {
         (None, Some(new)) => {
             let _ = writeln!(out, "      + {name} = {new}");

@@ -372,3 +372,31 @@ fn a_replaced_server_gets_its_host_layer_again() {
     let tljh = plan.change(&install.id).expect("tljh.hub planned");
     assert_eq!(tljh.action, Action::Create);
 }
+
+#[test]
+fn secret_looking_values_are_never_shown() {
+    let change = Change {
+        id: ResourceId::new(Kind::TljhConfig, "hub"),
+        action: Action::Update,
+        desired: None,
+        live: Some(Live::new("config.yaml")),
+        diffs: vec![Diff {
+            name: "auth.GitHubOAuthenticator.client_secret".to_owned(),
+            old: Some(Value::str("old-s3cret-value")),
+            new: Some(Value::str("new-s3cret-value")),
+            forces_replace: false,
+            known_after_apply: false,
+        }],
+        after: Vec::new(),
+    };
+    let plan = Plan {
+        changes: vec![change],
+        ..Plan::default()
+    };
+    let text = render(&plan);
+    let json = json::plan_json(&plan, "w", "r").to_string();
+    for shown in [&text, &json] {
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains(HIDDEN), "{shown}");
+    }
+}

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use hubform_core::model::{Note, Value};
 use hubform_core::plan::render::natural_order;
-use hubform_core::plan::{Action, Change, Diff, Plan};
+use hubform_core::plan::{is_sensitive, Action, Change, Diff, Plan, HIDDEN};
 use serde_json::{json, Value as Json};
 
 use super::Spec;
@@ -86,17 +86,6 @@ pub fn exit_code(reports: &[Report]) -> u8 {
     }
 }
 
-/// Values of fields whose names suggest a secret are never shown (a
-/// `tljh-config` key such as `auth.GitHubOAuthenticator.client_secret`).
-fn sensitive(field: &str) -> bool {
-    let field = field.to_lowercase();
-    ["secret", "password", "token"]
-        .iter()
-        .any(|word| field.contains(word))
-}
-
-const HIDDEN: &str = "(sensitive)";
-
 // ---- text ---------------------------------------------------------------
 
 /// The report for people: a block per workshop and a summary line.
@@ -165,7 +154,7 @@ fn text_plan(out: &mut String, plan: &Plan) {
 /// `field: expected X, actual Y`; for sets, the items missing and extra.
 fn text_diff(diff: &Diff) -> String {
     let name = &diff.name;
-    if sensitive(name) {
+    if is_sensitive(name) {
         return format!("{name}: {HIDDEN} differs");
     }
     let forces = if diff.forces_replace {
@@ -288,15 +277,15 @@ fn json_change(change: &Change) -> Vec<Json> {
         .iter()
         .map(|d| {
             let value = |v: &Option<Value>| match v {
-                _ if sensitive(&d.name) => json!(HIDDEN),
-                Some(v) => json_value(v),
+                _ if is_sensitive(&d.name) => json!(HIDDEN),
+                Some(v) => v.to_json(),
                 None => Json::Null,
             };
             let mut e = entry(Some(&d.name), value(&d.new), value(&d.old));
             if let (Some(Value::Set(actual)), Some(Value::Set(expected))) =
                 (&d.old, &d.new)
             {
-                if !sensitive(&d.name) {
+                if !is_sensitive(&d.name) {
                     e["missing"] =
                         json!(natural_order(expected.difference(actual)));
                     e["extra"] =
@@ -306,25 +295,6 @@ fn json_change(change: &Change) -> Vec<Json> {
             e
         })
         .collect()
-}
-
-/// A value as JSON: text, number, switch, list (sets in natural order), a
-/// reference as its resource id, nothing as null.
-fn json_value(value: &Value) -> Json {
-    match value {
-        Value::Str(s) => json!(s),
-        Value::Int(n) => json!(n),
-        Value::Bool(b) => json!(b),
-        Value::Set(items) => json!(natural_order(items.iter())),
-        Value::List(items) => json!(items),
-        Value::Decimal(text) => text
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| json!(text), Json::Number),
-        Value::Ref(id) => json!(id.to_string()),
-        Value::None => Json::Null,
-    }
 }
 
 #[cfg(test)]
