@@ -17,7 +17,12 @@ Always-on rules (AWS behaviour moto 5.2.5 lacks):
   * EC2 RunInstances honours ClientToken idempotency.
   * Instances show `pending` / `stopping` in the first N DescribeInstances
     answers after RunInstances / StartInstances / StopInstances.
-  * EC2 DeleteKeyPair by KeyPairId alone is translated to the key name.
+  * EC2 DeleteKeyPair by KeyPairId alone is translated to the key name
+    (key pair creates and deletes take turns, so this stays atomic).
+
+Every call is recorded for GET /_proxy/requests with its service, action,
+status and whether it is about a workshop lock (`lock`, the key pair
+`hubform-lock-<workshop>`).
   * The DescribeInstances `client-token` filter (moto answers HTTP 500) is
     applied by the proxy.
 
@@ -337,6 +342,7 @@ class State:
         self.hidden = {}  # instance id -> describes left
         self.tokens = {}  # (region, client token) -> TokenEntry
         self.shown_image = {}  # instance id -> injected image id
+        self.lock_ids = set()  # key pair ids of workshop locks
         self.clients = {}
         self.reset_controls()
 
@@ -652,7 +658,11 @@ def ec2_delete_key_pair(call):
         return None
     ec2 = STATE.client("ec2", call.region)
     try:
-        pairs = ec2.describe_key_pairs(KeyPairIds=[kid])["KeyPairs"]
+        # moto 5.2.5 ignores KeyPairIds (it answers every key pair); the
+        # key-pair-id filter works.
+        pairs = ec2.describe_key_pairs(
+            Filters=[{"Name": "key-pair-id", "Values": [kid]}]
+        )["KeyPairs"]
     except ClientError:
         return None
     if pairs:
@@ -967,6 +977,41 @@ def ec2_describe_images(call):
 
 
 # --------------------------------------------------------------------------
+# Workshop locks
+
+LOCK_PREFIX = "hubform-lock-"
+KEY_PAIR_ID = re.compile(rb"<keyPairId>([^<]+)</keyPairId>")
+
+
+def is_lock_call(call, key_pair_id, answer):
+    """Whether a call is about a workshop lock (the key pair
+    `hubform-lock-<workshop>` of hubform_aws::lock), not about a workshop's
+    objects; tests leave such calls out of their counts. Call with
+    STATE.lock held."""
+    if call.service != "ec2":
+        return False
+    if call.action in KEY_PAIR_WRITES:
+        if (call.param("KeyName") or "").startswith(LOCK_PREFIX):
+            if key_pair_id:
+                STATE.lock_ids.add(key_pair_id)
+            m = KEY_PAIR_ID.search(answer.body or b"")
+            if call.action == "ImportKeyPair" and m:
+                STATE.lock_ids.add(m.group(1).decode())
+            return True
+        return key_pair_id in STATE.lock_ids
+    if call.action == "DescribeKeyPairs":
+        return any(
+            name == "key-name" and v.startswith(LOCK_PREFIX)
+            for name, values in call.filters()
+            for v in values
+        )
+    if call.action == "CreateTags":
+        ids = call.numbered("ResourceId")
+        return bool(ids) and all(i in STATE.lock_ids for i in ids)
+    return False
+
+
+# --------------------------------------------------------------------------
 # Dispatch
 
 # Checks that may refuse a call before it reaches moto (None: go on).
@@ -981,8 +1026,23 @@ CHECKS = {
 }
 
 
+# AWS deletes a key pair by id in one step; the proxy looks the id's name
+# up first (ec2_delete_key_pair), so key pair creates and deletes take
+# turns here: a delete must never hit a new key pair of the same name made
+# between the look-up and the delete.
+KEY_PAIR_WRITES = {"DeleteKeyPair", "ImportKeyPair", "CreateKeyPair"}
+KEY_PAIR_TURNS = threading.Lock()
+
+
 def perform(call):
     """Run the always-on rules and the call itself."""
+    if call.service == "ec2" and call.action in KEY_PAIR_WRITES:
+        with KEY_PAIR_TURNS:
+            return perform_in_turn(call)
+    return perform_in_turn(call)
+
+
+def perform_in_turn(call):
     check = CHECKS.get((call.service, call.action))
     if check is not None:
         refusal = check(call)
@@ -1158,12 +1218,14 @@ class Handler(BaseHTTPRequestHandler):
             self.control(path, body)
             return
         call = Call(self.command, self.path, list(self.headers.items()), body)
+        key_pair_id = call.param("KeyPairId")  # before a rule rewrites it
         record = None
         if call.service:
             record = {
                 "service": call.service,
                 "action": call.action,
                 "status": 0,
+                "lock": False,
             }
             with STATE.lock:
                 STATE.requests.append(record)
@@ -1177,6 +1239,7 @@ class Handler(BaseHTTPRequestHandler):
         if record is not None:
             with STATE.lock:
                 record["status"] = answer.status
+                record["lock"] = is_lock_call(call, key_pair_id, answer)
             log(f"{call.service} {call.action} {answer.status}")
         self.send(answer)
 

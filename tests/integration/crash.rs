@@ -224,6 +224,7 @@ async fn crash_and_reapply(
     }
     let key_before = std::fs::read(&key_file).ok();
     kill(child);
+    crate::lock::free_dead_runs_lock(&world).await;
 
     world.reset_requests();
     let run = apply(&world, &spec);
@@ -354,6 +355,7 @@ async fn crash_after_run_instances_then_instance_terminated_by_hand() {
     let mut cmd = world.hubform();
     cmd.args(["apply", "--auto-approve", spec_arg]);
     kill(world.spawn_paused(cmd, "after-run-instances"));
+    crate::lock::free_dead_runs_lock(&world).await;
 
     let launched = workshop_instances(&world).await;
     assert_eq!(launched.len(), 1, "the launch happened: {launched:?}");

@@ -226,10 +226,38 @@ impl World {
 
     // ---- proxy controls ------------------------------------------------
 
-    /// Every AWS call the proxy saw, in arrival order.
+    /// Every AWS call the proxy saw about the workshops, in arrival order.
+    /// The calls of the workshop lock (`hubform-lock-<workshop>`, taken by
+    /// every apply and destroy) are left out: see [`World::lock_requests`].
     pub fn requests(&self) -> Vec<Request> {
+        self.recorded(false)
+    }
+
+    /// The calls the proxy saw about workshop locks, in arrival order.
+    pub fn lock_requests(&self) -> Vec<Request> {
+        self.recorded(true)
+    }
+
+    fn recorded(&self, lock: bool) -> Vec<Request> {
+        #[derive(Deserialize)]
+        struct Recorded {
+            service: String,
+            action: String,
+            status: u16,
+            #[serde(default)]
+            lock: bool,
+        }
         let value = self.control("GET", "/_proxy/requests", None);
-        serde_json::from_value(value).expect("the proxy's request list")
+        let all: Vec<Recorded> =
+            serde_json::from_value(value).expect("the proxy's request list");
+        all.into_iter()
+            .filter(|r| r.lock == lock)
+            .map(|r| Request {
+                service: r.service,
+                action: r.action,
+                status: r.status,
+            })
+            .collect()
     }
 
     /// How many calls of `action` the proxy saw.

@@ -40,6 +40,7 @@ mod iam;
 pub mod import;
 mod instance;
 mod key_pair;
+pub mod lock;
 mod lookalike;
 mod observe;
 mod security_group;

@@ -135,8 +135,20 @@ fn policy_arn(rest: &str) -> bool {
         && name.chars().all(|c| iam_char(c) || c == '/')
 }
 
-/// An EC2 key pair name: up to 255 ASCII characters.
+/// The prefix of the key pairs that lock workshops
+/// (`hubform-lock-<workshop>`, see `hubform_aws::lock`): a spec key pair
+/// named so would be mistaken for a lock, and a lock for it.
+pub const LOCK_KEY_PAIR_PREFIX: &str = "hubform-lock-";
+
+/// An EC2 key pair name: up to 255 ASCII characters, not a lock's name.
 pub fn key_pair_name(name: &str) -> Result<(), String> {
+    if name.starts_with(LOCK_KEY_PAIR_PREFIX) {
+        return Err(format!(
+            "key pair name \"{name}\" is reserved: names starting with \
+             {LOCK_KEY_PAIR_PREFIX} are hubform's workshop locks; choose \
+             another name"
+        ));
+    }
     let problem = if name.trim().is_empty() {
         Some("it is empty".to_owned())
     } else if let Some(c) =
@@ -353,6 +365,14 @@ mod tests {
             assert!(workshop_name(bad).is_err(), "{bad}");
         }
         assert!(workshop_name("a_b").unwrap_err().contains("'_' is not"));
+    }
+
+    #[test]
+    fn lock_names_are_reserved_for_key_pairs() {
+        assert!(key_pair_name("workshop-central-asia").is_ok());
+        assert!(key_pair_name("my-hubform-lock-x").is_ok());
+        let err = key_pair_name("hubform-lock-demo").unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
     }
 
     #[test]
