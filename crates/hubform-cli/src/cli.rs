@@ -82,7 +82,7 @@ pub struct AwsArgs {
 
     /// SSH to HOST:PORT instead of the server's address (a jump host's
     /// forward, a test host).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "HUBFORM_SSH_ENDPOINT")]
     pub ssh_endpoint: Option<String>,
 }
 
@@ -136,7 +136,7 @@ pub struct ApplyArgs {
     pub region: Option<String>,
 
     /// SSH to HOST:PORT instead of the server's address.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "HUBFORM_SSH_ENDPOINT")]
     pub ssh_endpoint: Option<String>,
 
     /// Do not ask for confirmation.
