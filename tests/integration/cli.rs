@@ -64,7 +64,7 @@ fn expectation(path: &Path) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_invalid_specs_fail_at_their_position() {
     let world = World::start().await;
-    let corpus = workspace_root().join("tests/invalid-specs");
+    let corpus = workspace_root().join("tests/bad-specs");
     let mut files: Vec<_> = std::fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("read {}: {e}", corpus.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -233,7 +233,7 @@ servers:
     );
 }
 
-/// One file of `tests/invalid-specs/` and what it must produce.
+/// One file of `tests/bad-specs/` and what it must produce.
 struct Case {
     name: String,
     bytes: Vec<u8>,
@@ -242,7 +242,7 @@ struct Case {
 }
 
 fn corpus() -> Vec<Case> {
-    let dir = repo().join("tests/invalid-specs");
+    let dir = repo().join("tests/bad-specs");
     let mut cases = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -339,7 +339,7 @@ fn the_corpus_covers_each_kind_of_mistake() {
         let file = format!("{needed}.yaml");
         assert!(
             names.contains(&file),
-            "tests/invalid-specs/{file} is missing"
+            "tests/bad-specs/{file} is missing"
         );
     }
 }
