@@ -26,9 +26,33 @@ impl Diagnostic {
         Diagnostic {
             file: file.into(),
             pos,
-            message: message.into(),
+            message: shown(message.into()),
         }
     }
+}
+
+/// `message` with control characters and invisible ones (a zero-width
+/// space or joiner, a no-break space, a byte order mark, a direction
+/// mark) escaped, so that a name that looks right on screen shows what
+/// is wrong with it, and a diagnostic stays one line.
+fn shown(message: String) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{a0}' | '\u{ad}' | '\u{feff}')
+            || ('\u{200b}'..='\u{200f}').contains(&c)
+            || ('\u{2028}'..='\u{202e}').contains(&c)
+            || ('\u{2060}'..='\u{2064}').contains(&c)
+    };
+    if !message.chars().any(invisible) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| match invisible(c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 impl fmt::Display for Diagnostic {
@@ -61,19 +85,31 @@ impl fmt::Display for Diagnostics {
 /// Why a spec could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    /// The spec file could not be read.
-    #[error("{file}: cannot read the spec")]
+    /// The spec file could not be read. The message says why (the
+    /// binary prints only the top error), so `cause` is not a `source`.
+    #[error("{file}: cannot read the spec: {}", why_unreadable(cause))]
     Read {
         /// The spec file as the user named it.
         file: String,
         /// What the file system said.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The spec is not valid: one syntax or structure problem, or all
     /// semantic problems found, in file order.
     #[error("{0}")]
     Invalid(Diagnostics),
+}
+
+/// Why a spec file could not be read, and what was expected.
+fn why_unreadable(cause: &io::Error) -> String {
+    use io::ErrorKind as K;
+    let why = match cause.kind() {
+        K::NotFound => "no such file".to_owned(),
+        K::IsADirectory => "it is a directory".to_owned(),
+        K::PermissionDenied => "permission denied".to_owned(),
+        _ => cause.to_string(),
+    };
+    format!("{why}; expected the path of a YAML spec")
 }
 
 impl SpecError {
@@ -115,6 +151,13 @@ mod tests {
             Diagnostic::new("w.yaml", Pos::new(2, 7), "first"),
         ]);
         assert_eq!(err.to_string(), "w.yaml:2:7: first\nw.yaml:9:3: second");
+    }
+
+    #[test]
+    fn invisible_characters_are_shown_escaped() {
+        let d =
+            Diagnostic::new("w.yaml", Pos::new(1, 1), "\"im\u{200b}age\"\n");
+        assert_eq!(d.message, "\"im\\u{200b}age\"\\u{a}");
     }
 
     #[test]

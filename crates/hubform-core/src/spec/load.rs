@@ -5,18 +5,15 @@
 //! structure error serde-saphyr meets (serde stops there); then every
 //! semantic error together.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Options};
-
 use super::error::SpecError;
-use super::shape;
 use super::spanned::Pos;
 use super::types::Spec;
 use super::validate::{check_region, validate};
+use super::yaml::deserialize;
 
 /// Largest spec accepted, in bytes. A workshop fits in a few kilobytes; a
 /// bigger file is a mistake (a wrong path, a log, a disk image).
@@ -78,9 +75,9 @@ pub fn load(path: &Path) -> Result<Loaded, SpecError> {
     let file = path.display().to_string();
     tracing::debug!(spec = %file, "loading spec");
 
-    let bytes = read_bounded(path).map_err(|source| SpecError::Read {
+    let bytes = read_bounded(path).map_err(|cause| SpecError::Read {
         file: file.clone(),
-        source,
+        cause,
     })?;
     let spec = parse_bytes(&bytes, &file)?;
 
@@ -109,11 +106,11 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Parses and validates spec bytes; `file` names them in diagnostics.
 pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Spec, SpecError> {
     check_size(bytes.len(), file)?;
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+    if let Some(encoding) = wide_encoding(bytes) {
         return Err(SpecError::at(
             file,
             Pos::new(1, 1),
-            "the file is UTF-16 text; expected UTF-8",
+            format!("the file is {encoding} text; expected UTF-8"),
         ));
     }
 
@@ -133,6 +130,28 @@ pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Spec, SpecError> {
             ))
         }
     }
+}
+
+/// The name of a UTF-16 or UTF-32 encoding, if the bytes start with its
+/// byte order mark or look like ASCII text in it (every other byte NUL).
+fn wide_encoding(bytes: &[u8]) -> Option<&'static str> {
+    const MARKS: [(&[u8], &str); 4] = [
+        (&[0xFF, 0xFE, 0, 0], "UTF-32"),
+        (&[0, 0, 0xFE, 0xFF], "UTF-32"),
+        (&[0xFF, 0xFE], "UTF-16"),
+        (&[0xFE, 0xFF], "UTF-16"),
+    ];
+    if let Some((_, name)) = MARKS.iter().find(|(m, _)| bytes.starts_with(m)) {
+        return Some(name);
+    }
+
+    let head = &bytes[..bytes.len().min(64) & !1];
+    let pairs = head.chunks_exact(2);
+    let ascii_le = |p: &[u8]| p[0].is_ascii() && p[0] != 0 && p[1] == 0;
+    let ascii_be = |p: &[u8]| p[1].is_ascii() && p[1] != 0 && p[0] == 0;
+    let looks =
+        |f: &dyn Fn(&[u8]) -> bool| head.len() >= 8 && pairs.clone().all(f);
+    (looks(&ascii_le) || looks(&ascii_be)).then_some("UTF-16")
 }
 
 /// Parses and validates spec text; `file` names it in diagnostics.
@@ -209,171 +228,6 @@ fn pos_after(prefix: &str) -> Pos {
     Pos::new(line as u64, column as u64)
 }
 
-fn deserialize(text: &str, file: &str) -> Result<Spec, SpecError> {
-    let mut options = Options::default();
-    options.duplicate_keys = DuplicateKeyPolicy::Error;
-    options.strict_booleans = true;
-    options.with_snippet = false;
-
-    serde_saphyr::from_str_with_options(text, options).map_err(|err| {
-        let mut pos = err
-            .location()
-            .map(|at| Pos::new(at.line(), at.column()))
-            .unwrap_or_default();
-
-        if let Some(tab) = indenting_tab(text, pos.line + 1) {
-            let message = "a tab indents this line; expected spaces (YAML \
-                           does not indent with tabs)";
-            return SpecError::at(file, tab, message);
-        }
-        use serde_saphyr::Error as E;
-        let mut message = structural_message(&err);
-        match original(&err) {
-            E::SerdeMissingField { .. } => {
-                pos = shape::mapping_start(text, pos).unwrap_or(pos);
-            }
-            E::InvalidScalar { .. }
-            | E::InvalidBooleanStrict { .. }
-            | E::NullIntoString { .. }
-            | E::Unexpected { .. }
-            | E::SerdeInvalidType { .. }
-            | E::SerdeInvalidValue { .. } => {
-                if let Some(key) = shape::key_of(text, pos) {
-                    message = format!("{key}: {message}");
-                }
-            }
-            _ => {}
-        }
-        SpecError::at(file, pos, message)
-    })
-}
-
-/// The first tab in the indentation of a line up to `last_line`: the
-/// likely cause of a parse error near it.
-fn indenting_tab(text: &str, last_line: u64) -> Option<Pos> {
-    text.lines().zip(1..=last_line).find_map(|(line, number)| {
-        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
-        let column = line[..indent].find('\t')?;
-        Some(Pos::new(number, column as u64 + 1))
-    })
-}
-
-/// The error itself, without the wrappers that add alias positions or a
-/// snippet.
-fn original(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
-    use serde_saphyr::Error as E;
-    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = err {
-        err = error;
-    }
-    err
-}
-
-/// A lowercase phrase for a serde-saphyr error, without its position.
-fn structural_message(err: &serde_saphyr::Error) -> String {
-    use serde_saphyr::Error as E;
-
-    let message: Cow<'_, str> = match original(err) {
-        E::SerdeUnknownField {
-            field, expected, ..
-        } => if expected.is_empty() {
-            format!("unknown field \"{field}\"; no fields are allowed here")
-        } else {
-            format!(
-                "unknown field \"{field}\"; expected one of: {}",
-                expected.join(", ")
-            )
-        }
-        .into(),
-        E::SerdeMissingField { field, .. } => {
-            format!("missing field \"{field}\"; it is required here").into()
-        }
-        E::DuplicateMappingKey { key: Some(key), .. } => format!(
-            "duplicate key \"{key}\"; a key may appear only once in a mapping"
-        )
-        .into(),
-        E::DuplicateMappingKey { key: None, .. } => {
-            "duplicate key; a key may appear only once in a mapping".into()
-        }
-        E::InvalidScalar { ty, .. } => expected_scalar(ty).into(),
-        E::InvalidBooleanStrict { .. } => "expected true or false".into(),
-        E::NullIntoString { .. } => "expected a string, found nothing".into(),
-        E::Unexpected { expected, .. } => format!(
-            "expected {}",
-            match *expected {
-                "string scalar" => "a string",
-                "mapping start" => "a mapping of keys to values",
-                "sequence start" => "a list",
-                other => other,
-            }
-        )
-        .into(),
-        E::SerdeInvalidType {
-            unexpected,
-            expected,
-            ..
-        }
-        | E::SerdeInvalidValue {
-            unexpected,
-            expected,
-            ..
-        } => format!("expected {expected}, found {unexpected}").into(),
-        E::Eof { .. } => "unexpected end of file".into(),
-        E::MultipleDocuments { .. } => {
-            "expected one YAML document, found a second one".into()
-        }
-        E::UnknownAnchor { .. } => {
-            "this alias names no anchor defined before it".into()
-        }
-        other => serde_saphyr::UserMessageFormatter.format_message(other),
-    };
-    finish(&message)
-}
-
-/// What a scalar of the Rust type `ty` should have looked like.
-fn expected_scalar(ty: &str) -> String {
-    match ty {
-        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => {
-            "expected an integer".to_owned()
-        }
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => {
-            "expected a whole number (0 or more)".to_owned()
-        }
-        "f32" | "f64" => "expected a number".to_owned(),
-        "bool" => "expected true or false".to_owned(),
-        other => format!("expected a value of type {other}"),
-    }
-}
-
-/// Strips a trailing " at line L, column C" if a message carries one,
-/// escapes control characters and lowercases the first letter.
-fn finish(message: &str) -> String {
-    let message = match message.rfind(" at line ") {
-        Some(at) if message[at..].contains(", column ") => &message[..at],
-        _ => message,
-    };
-    let mut out = String::with_capacity(message.len());
-    for c in message.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-
-    // Lowercase a leading capital, but leave an acronym ("YAML") alone.
-    let mut chars = out.chars();
-    match (chars.next(), chars.next()) {
-        (None, _) => "invalid YAML".to_owned(),
-        (Some(first), second)
-            if first.is_uppercase()
-                && !second.is_some_and(char::is_uppercase) =>
-        {
-            first.to_lowercase().chain(out.chars().skip(1)).collect()
-        }
-        _ => out,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,13 +236,6 @@ mod tests {
     fn positions_count_lines_and_characters() {
         assert_eq!(pos_after(""), Pos::new(1, 1));
         assert_eq!(pos_after("ab\ncdé"), Pos::new(2, 4));
-    }
-
-    #[test]
-    fn finish_strips_the_location_suffix() {
-        assert_eq!(finish("Invalid i64 at line 2, column 7"), "invalid i64");
-        assert_eq!(finish("tab\there"), "tab\\there");
-        assert_eq!(finish("YAML is \"odd\""), "YAML is \"odd\"");
     }
 
     #[test]
@@ -421,9 +268,20 @@ mod tests {
     }
 
     #[test]
-    fn utf16_is_named() {
-        let err = parse_bytes(&[0xFF, 0xFE, b'a', 0], "u.yaml").unwrap_err();
-        assert!(err.to_string().contains("UTF-16"), "{err}");
+    fn utf16_and_utf32_are_named() {
+        let wide = |text: &str| -> Vec<u8> {
+            text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+        };
+        let cases = [
+            (vec![0xFF, 0xFE, b'a', 0], "UTF-16"),
+            (vec![0xFF, 0xFE, 0, 0, b'a', 0, 0, 0], "UTF-32"),
+            (wide("workshop: w\nregion: r\n"), "UTF-16"),
+        ];
+        for (bytes, name) in cases {
+            let err = parse_bytes(&bytes, "u.yaml").unwrap_err();
+            let expected = format!("u.yaml:1:1: the file is {name} text");
+            assert!(err.to_string().starts_with(&expected), "{err}");
+        }
     }
 
     #[test]
@@ -432,7 +290,18 @@ mod tests {
         assert!(matches!(err, SpecError::Read { .. }));
         assert_eq!(
             err.to_string(),
-            "/nonexistent/hubform.yaml: cannot read the spec"
+            "/nonexistent/hubform.yaml: cannot read the spec: no such file; \
+             expected the path of a YAML spec"
+        );
+
+        let dir = crate::spec::tests::repo().join("specs");
+        let err = load(&dir).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "cannot read the spec: it is a directory; \
+                               expected the path of a YAML spec"
+            ),
+            "{err}"
         );
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! - `types` — the serde types; `spanned` — values with positions;
 //!   `port` — rule ports.
-//! - `load` — bytes to a [`Spec`], with `shape` (positions of mappings
-//!   for missing fields); `error` — [`SpecError`].
+//! - `load` — bytes to a [`Spec`], with `yaml` (serde-saphyr, its
+//!   limits and its errors in plain words) and `shape` (positions of
+//!   mappings for missing fields); `error` — [`SpecError`].
 //! - `validate` — semantic checks, with `formats` (names and values AWS
 //!   accepts) and `cidr`.
 //! - `schema` — the JSON Schema.
@@ -35,6 +36,7 @@ mod shape;
 mod spanned;
 pub mod types;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 pub(crate) mod tests;

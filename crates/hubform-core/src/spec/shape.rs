@@ -110,7 +110,7 @@ impl<'de> Deserialize<'de> for Key {
 }
 
 fn root(text: &str) -> Option<Spanned<Node>> {
-    serde_saphyr::from_str(text).ok()
+    serde_saphyr::from_str_with_options(text, super::yaml::options()).ok()
 }
 
 /// The start of the mapping that has a key at `key`, if the text parses

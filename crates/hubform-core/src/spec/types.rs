@@ -313,7 +313,10 @@ pub struct Https {
 
 /// A `tljh-config` value.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected true or false, a number, text or a list of texts"
+)]
 pub enum ConfigValue {
     /// `true` or `false`.
     Bool(bool),
