@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::primitives::Blob;
 use aws_sdk_ec2::types::{KeyPairInfo, ResourceType, Tag};
+use aws_smithy_types::date_time::{DateTime, Format};
 use hubform_core::provider::Failure;
 use russh::keys::{Algorithm, PrivateKey};
 
@@ -319,42 +320,12 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// A Unix second as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc(secs: u64) -> String {
-    let (year, month, day) = civil_date(secs / 86_400);
-    let rest = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// The Gregorian date of a day count since 1970-01-01, counted off year
-/// by year and month by month.
-fn civil_date(mut days: u64) -> (u64, u64, u64) {
-    let leap = |y: u64| {
-        (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
-    };
-    let mut year = 1970;
-    loop {
-        let length = if leap(year) { 366 } else { 365 };
-        if days < length {
-            break;
-        }
-        days -= length;
-        year += 1;
-    }
-    let february = if leap(year) { 29 } else { 28 };
-    let lengths = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let mut month = 1;
-    for length in lengths {
-        if days < length {
-            break;
-        }
-        days -= length;
-        month += 1;
-    }
-    (year, month, days + 1)
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let text = DateTime::from_secs(secs)
+        .fmt(Format::DateTime)
+        .unwrap_or_default();
+    // RFC 3339 (`2023-11-14T22:13:20Z`) in the words of a message.
+    format!("{} UTC", text.replace('T', " ").trim_end_matches('Z'))
 }
 
 #[cfg(test)]
