@@ -41,9 +41,17 @@ impl Held {
     }
 }
 
-/// Whether a resource of this kind is guarded.
-fn guarded_kind(kind: Kind) -> bool {
-    matches!(kind, Kind::Instance | Kind::Volume)
+/// Whether this change of a resource is one the guards watch: any
+/// replace or delete of an instance, and the delete of a volume. A root
+/// volume is "replaced" only along with its instance: when the instance
+/// is replaced, its own guard holds; when the instance is created (it was
+/// lost), the old volume is not deleted.
+fn guarded(kind: Kind, action: Action) -> bool {
+    match kind {
+        Kind::Instance => matches!(action, Action::Replace | Action::Delete),
+        Kind::Volume => action == Action::Delete,
+        _ => false,
+    }
 }
 
 /// The changes of `plan` the guards hold. `spec` is the graph of the whole
@@ -52,7 +60,7 @@ fn guarded_kind(kind: Kind) -> bool {
 pub fn held(plan: &Plan, spec: &Desired, allowed: Allowed) -> Vec<Held> {
     plan.changes
         .iter()
-        .filter(|c| guarded_kind(c.id.kind))
+        .filter(|c| guarded(c.id.kind, c.action))
         .filter(|c| match c.action {
             Action::Replace => !allowed.replace,
             Action::Delete => !allowed.destroy,
@@ -125,6 +133,15 @@ mod tests {
         assert_eq!(ids, ["instance.hub", "volume.hub"]);
         assert!(held[0].message().contains("--allow-replace"));
         assert!(held[1].message().contains("--allow-destroy"));
+    }
+
+    #[test]
+    fn a_volume_replaced_with_its_new_instance_is_not_held() {
+        let plan = plan_of(vec![
+            change(Kind::Instance, Action::Create),
+            change(Kind::Volume, Action::Replace),
+        ]);
+        assert!(held(&plan, &spec(None), Allowed::default()).is_empty());
     }
 
     #[test]
