@@ -20,10 +20,7 @@ async fn stopped_stops_the_server_and_running_starts_it_with_its_elastic_ip() {
     let address = d.address().await;
     let public_ip = address.public_ip().expect("an address").to_owned();
 
-    d.edit_spec(
-        "    elastic_ip: true\n",
-        "    elastic_ip: true\n    state: stopped\n",
-    );
+    d.edit_spec("    state: running\n", "    state: stopped\n");
     let plan = d.drift();
     expect_line(&plan, "~ state = \"running\" -> \"stopped\"");
     d.repair();
@@ -45,10 +42,6 @@ async fn stopped_stops_the_server_and_running_starts_it_with_its_elastic_ip() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_stopped_by_hand_is_drift_when_the_spec_says_running() {
     let d = deployed().await;
-    d.edit_spec(
-        "    elastic_ip: true\n",
-        "    elastic_ip: true\n    state: running\n",
-    );
     d.expect_in_sync();
 
     let instance_id = d.instance().await.instance_id().expect("id").to_owned();
@@ -71,10 +64,7 @@ async fn a_server_stopped_by_hand_is_drift_when_the_spec_says_running() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_state_is_a_spec_error_at_its_line() {
     let d = deployed().await;
-    let text = d.edit_spec(
-        "    elastic_ip: true\n",
-        "    elastic_ip: true\n    state: paused\n",
-    );
+    let text = d.edit_spec("    state: running\n", "    state: paused\n");
     let line = text
         .lines()
         .position(|l| l == "    state: paused")
