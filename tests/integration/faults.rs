@@ -1,0 +1,1 @@
+//! Tests of issue 5, filled in by its builder.
