@@ -82,14 +82,21 @@ impl Run {
     }
 }
 
-/// Runs a command to the end.
+/// Runs a command to the end. A hubform run is checked for secrets: its
+/// output must not hold any private key or access-key secret found in
+/// its world's folder.
 pub fn run(mut cmd: Command) -> Run {
     let out = cmd.output().expect("run hubform");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let is_hubform = cmd.get_program() == env!("CARGO_BIN_EXE_hubform");
+    if let (true, Some(dir)) = (is_hubform, cmd.get_current_dir()) {
+        crate::secrets::check_run(dir, &run);
     }
+    run
 }
 
 /// `hubform ARGS…` in the world, run to the end.
