@@ -41,21 +41,30 @@ fn mutating(world: &World) -> Vec<String> {
 
 // ---- validate ----------------------------------------------------------
 
-/// `(LINE:COLUMN, message substring)` from a corpus file's first line,
+/// `(LINE:COLUMN, message substring)` of a corpus file: from its sidecar
+/// `NAME.expect` (`LINE:COLUMN MESSAGE-SUBSTRING`, for files that cannot
+/// hold a comment) or its first line,
 /// `# expect: LINE:COLUMN MESSAGE-SUBSTRING`.
 fn expectation(path: &Path) -> (String, String) {
-    let bytes = std::fs::read(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let first = String::from_utf8_lossy(first);
-    let rest =
-        first
-            .trim_end()
-            .strip_prefix("# expect: ")
-            .unwrap_or_else(|| {
-                panic!("{}: no `# expect:` first line", path.display())
-            });
-    let (at, message) = rest.split_once(' ').unwrap_or_else(|| {
+    let mut sidecar = path.as_os_str().to_owned();
+    sidecar.push(".expect");
+    let line = match std::fs::read_to_string(&sidecar) {
+        Ok(text) => text.lines().next().unwrap_or_default().to_owned(),
+        Err(_) => {
+            let bytes = std::fs::read(path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+            let first = String::from_utf8_lossy(first);
+            first
+                .trim_start_matches('\u{feff}')
+                .strip_prefix("# expect: ")
+                .unwrap_or_else(|| {
+                    panic!("{}: no `# expect:` first line", path.display())
+                })
+                .to_owned()
+        }
+    };
+    let (at, message) = line.trim_end().split_once(' ').unwrap_or_else(|| {
         panic!("{}: `# expect: L:C MESSAGE`", path.display())
     });
     (at.to_owned(), message.to_owned())
@@ -68,7 +77,12 @@ async fn cli_invalid_specs_fail_at_their_position() {
     let mut files: Vec<_> = std::fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("read {}: {e}", corpus.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.ends_with(".expect")
+                && !name.starts_with('.')
+                && name != "README.md"
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no specs in {}", corpus.display());
@@ -107,6 +121,35 @@ async fn cli_invalid_specs_fail_at_their_position() {
         files.len(),
         wrong.join("\n")
     );
+    assert_eq!(world.requests(), vec![], "validate sends no request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_a_path_that_is_no_spec_file_says_why() {
+    let world = World::start().await;
+    let big = world.dir().join("big.yaml");
+    std::fs::write(&big, "#".repeat(2 << 20)).expect("write big.yaml");
+    let corpus = workspace_root().join("tests/bad-specs");
+    let missing = world.dir().join("missing.yaml");
+
+    for (path, says) in [
+        (big.as_path(), ":1:1: the file is larger than 1 MiB"),
+        (
+            Path::new("/dev/zero"),
+            ":1:1: the file is larger than 1 MiB",
+        ),
+        (
+            corpus.as_path(),
+            ": cannot read the spec: it is a directory",
+        ),
+        (missing.as_path(), ": cannot read the spec: no such file"),
+    ] {
+        let run = hubform(&world, &["validate", path_str(path)]);
+        assert_no_panic("validate", &run);
+        assert_eq!(run.code, 1, "{}: {}", path.display(), run.stderr);
+        let expected = format!("{}{says}", path.display());
+        assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    }
     assert_eq!(world.requests(), vec![], "validate sends no request");
 }
 

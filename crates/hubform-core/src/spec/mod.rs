@@ -39,6 +39,8 @@ mod validate;
 mod yaml;
 
 #[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use cidr::Cidr;

@@ -1,7 +1,7 @@
-//! Tests over whole specs: the examples, the invalid-spec corpus and the
-//! committed schema.
+//! Tests over whole specs: the examples and their positions. The corpus
+//! of bad specs is checked in `corpus_tests`, random damage in
+//! `fuzz_tests`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -22,7 +22,8 @@ pub(crate) fn example_spec() -> Spec {
         .spec
 }
 
-const EXAMPLES: [&str; 2] =
+/// The example specs in `specs/`.
+pub(crate) const EXAMPLES: [&str; 2] =
     ["groundwater-workshop.yaml", "small-workshop.yaml"];
 
 #[test]
@@ -231,147 +232,4 @@ servers:
         ["1:11", "2:9", "4:26", "8:11", "9:12", "11:29"],
         "{err}"
     );
-}
-
-/// One file of `tests/bad-specs/` and what it must produce.
-struct Case {
-    name: String,
-    bytes: Vec<u8>,
-    pos: Pos,
-    substring: String,
-}
-
-fn corpus() -> Vec<Case> {
-    let dir = repo().join("tests/bad-specs");
-    let mut cases = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let bytes = std::fs::read(&path).unwrap();
-        let first = bytes.split(|&b| b == b'\n').next().unwrap();
-        let first = std::str::from_utf8(first).unwrap().to_owned();
-        let expect = first
-            .strip_prefix("# expect: ")
-            .unwrap_or_else(|| panic!("{name}: first line is not # expect:"));
-        let (pos, substring) = expect.split_once(' ').unwrap();
-        let (line, column) = pos.split_once(':').unwrap();
-        cases.push(Case {
-            name,
-            bytes,
-            pos: Pos::new(line.parse().unwrap(), column.parse().unwrap()),
-            substring: substring.trim_end().to_owned(),
-        });
-    }
-    cases.sort_by(|a, b| a.name.cmp(&b.name));
-    cases
-}
-
-#[test]
-fn every_invalid_spec_fails_where_its_first_line_says() {
-    let cases = corpus();
-    assert!(cases.len() >= 20, "only {} invalid specs", cases.len());
-
-    let mut failures = Vec::new();
-    for case in &cases {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            parse_bytes(&case.bytes, &case.name)
-        }));
-        let err = match result {
-            Err(_) => {
-                failures.push(format!("{}: panicked", case.name));
-                continue;
-            }
-            Ok(Ok(_)) => {
-                failures.push(format!("{}: accepted", case.name));
-                continue;
-            }
-            Ok(Err(err)) => err,
-        };
-
-        let found = err.diagnostics();
-        let matches = found.len() == 1
-            && found[0].pos == case.pos
-            && found[0].message.contains(&case.substring)
-            && found[0].file == case.name;
-        if !matches {
-            failures.push(format!(
-                "{}: expected one error at {} containing {:?}, got:\n{err}",
-                case.name, case.pos, case.substring
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-#[test]
-fn the_corpus_covers_each_kind_of_mistake() {
-    let names: Vec<String> = corpus().into_iter().map(|c| c.name).collect();
-    for needed in [
-        "unknown-field",
-        "wrong-type-size",
-        "duplicate-key",
-        "unknown-group",
-        "unknown-key-pair",
-        "unknown-security-group",
-        "unknown-image",
-        "bad-cidr",
-        "host-bits-set",
-        "port-range-reversed",
-        "port-too-large",
-        "bad-workshop-name",
-        "missing-region",
-        "missing-workshop",
-        "bad-region",
-        "bad-instance-type",
-        "bad-volume-type",
-        "size-zero",
-        "duplicate-ingress-rule",
-        "image-id-and-owner",
-        "empty",
-        "syntax-error",
-        "tab-indentation",
-        "alias-bad-reference",
-        "not-utf8",
-    ] {
-        let file = format!("{needed}.yaml");
-        assert!(
-            names.contains(&file),
-            "tests/bad-specs/{file} is missing"
-        );
-    }
-}
-
-#[test]
-fn truncated_and_scrambled_specs_never_panic() {
-    let text =
-        std::fs::read(example_path("groundwater-workshop.yaml")).unwrap();
-
-    for end in 0..text.len() {
-        let bytes = &text[..end];
-        let result = catch_unwind(|| parse_bytes(bytes, "cut.yaml"));
-        assert!(result.is_ok(), "panicked on the first {end} bytes");
-    }
-
-    // A small xorshift generator keeps the test deterministic.
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for round in 0..3000 {
-        let mut bytes = text.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = (next() % bytes.len() as u64) as usize;
-            let byte =
-                b"\t\n :-[]{}&*!|>'\"#%@`,?\xff\x00a1"[(next() % 26) as usize];
-            bytes[at] = byte;
-        }
-        let result = catch_unwind(|| parse_bytes(&bytes, "scrambled.yaml"));
-        assert!(result.is_ok(), "round {round} panicked");
-    }
 }

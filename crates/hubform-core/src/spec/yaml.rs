@@ -40,6 +40,7 @@ type E = serde_saphyr::Error;
 pub(super) fn options() -> Options {
     let mut budget = Budget::default();
     budget.max_depth = MAX_DEPTH;
+    budget.flow_nesting_limit = MAX_DEPTH;
     let mut aliases = AliasLimits::default();
     aliases.max_total_replayed_events = MAX_REPLAYED_EVENTS;
 
@@ -72,10 +73,12 @@ fn syntax_error(text: &str) -> Option<E> {
 }
 
 /// Whether the YAML text itself is broken, as opposed to well-formed YAML
-/// of the wrong shape.
+/// of the wrong shape or beyond a limit.
 fn is_syntax(err: &E) -> bool {
-    scan_error(err).is_some()
-        || matches!(original(err), E::UnknownAnchor { .. })
+    match scan_error(err) {
+        Some(scan) => *scan.kind() != ErrorKind::RecursionLimitExceeded,
+        None => matches!(original(err), E::UnknownAnchor { .. }),
+    }
 }
 
 /// The YAML parser's own error, when it is one.
@@ -134,16 +137,18 @@ fn diagnostic(text: &str, file: &str, err: &E) -> SpecError {
     SpecError::at(file, pos, message)
 }
 
-/// Where an anchored value at `pos` is repeated, if it is: serde-saphyr
-/// reports an error in a repeated value at the anchor, and the mistake
-/// may be in how an alias uses it.
+/// Where the value anchored on the line of `pos`, before it, is repeated:
+/// serde-saphyr reports an error in a repeated value at the anchor, and
+/// the mistake may be in how an alias uses it.
 fn alias_note(text: &str, pos: Pos) -> Option<String> {
     let line = text.lines().nth((pos.line as usize).checked_sub(1)?)?;
     let before: String = line
         .chars()
         .take((pos.column as usize).saturating_sub(1))
         .collect();
-    let anchor = before.trim_end().rsplit([' ', '[', '{', ',']).next()?;
+    let anchor = before
+        .split([' ', '[', '{', ','])
+        .rfind(|token| token.starts_with('&'))?;
     let name = anchor.strip_prefix('&').filter(|n| !n.is_empty())?;
 
     let alias = format!("*{name}");
@@ -296,6 +301,27 @@ fn parser_message(kind: &ErrorKind) -> Option<String> {
                  (\"{c}...\")"
             )
         }
+        ErrorKind::MisplacedFlowCollectionEnd => {
+            "a closing bracket with no opening one; expected brackets in \
+             pairs"
+                .to_owned()
+        }
+        ErrorKind::UnclosedQuotedScalar => {
+            "a quoted value that is never closed; expected a closing quote \
+             on this line or a later one"
+                .to_owned()
+        }
+        ErrorKind::UnknownQuotedScalarEscape => {
+            "unknown escape in a double-quoted value; expected one of \\\\ \
+             \\\" \\n \\t \\xXX \\uXXXX, or single quotes for a value with \
+             backslashes"
+                .to_owned()
+        }
+        ErrorKind::InvalidBlockScalarHeader => {
+            "after | or > only an indentation digit, + or - may follow on \
+             that line; expected the text on the next lines"
+                .to_owned()
+        }
         _ => return None,
     };
     Some(message)
@@ -442,7 +468,7 @@ mod tests {
                  4:5, 4:9)"
             )
         );
-        assert_eq!(alias_note(text, Pos::new(1, 4)), None);
+        assert_eq!(alias_note(text, Pos::new(1, 3)), None);
         assert_eq!(alias_note(text, Pos::new(9, 1)), None);
     }
 
