@@ -220,12 +220,15 @@ fn check_text(text: &str, file: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// The position of the character that follows `prefix`.
+/// The position of the character that follows `prefix`. Lines break as
+/// YAML breaks them, and as the parser counts them: at LF, CRLF or a lone
+/// CR.
 fn pos_after(prefix: &str) -> Pos {
-    let line = prefix.matches('\n').count() + 1;
-    let last_line = prefix.rsplit('\n').next().unwrap_or("");
+    let breaks = prefix.matches('\n').count() + prefix.matches('\r').count()
+        - prefix.matches("\r\n").count();
+    let last_line = prefix.rsplit(['\n', '\r']).next().unwrap_or("");
     let column = last_line.chars().count() + 1;
-    Pos::new(line as u64, column as u64)
+    Pos::new(breaks as u64 + 1, column as u64)
 }
 
 #[cfg(test)]
@@ -236,6 +239,7 @@ mod tests {
     fn positions_count_lines_and_characters() {
         assert_eq!(pos_after(""), Pos::new(1, 1));
         assert_eq!(pos_after("ab\ncdé"), Pos::new(2, 4));
+        assert_eq!(pos_after("a\r\nb\rcd"), Pos::new(3, 3));
     }
 
     #[test]

@@ -41,6 +41,8 @@ mod yaml;
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use cidr::Cidr;
