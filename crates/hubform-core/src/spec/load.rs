@@ -1,9 +1,9 @@
 //! Reading a spec file: bytes to text to [`Spec`], then [`validate`].
 //!
 //! Everything that can go wrong becomes a [`Diagnostic`] at a position:
-//! a file that is too big, not UTF-8, binary or empty; the first syntax or
-//! structure error serde-saphyr meets (serde stops there); then every
-//! semantic error together.
+//! a file that is too big, not UTF-8, binary or empty; the first syntax
+//! error, else the first structure error (see `yaml`: serde stops there);
+//! then every semantic error together.
 
 use std::fs::File;
 use std::io::Read;
