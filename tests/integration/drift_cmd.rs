@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::common::{self, spec_text, write_spec, Run, EXAMPLE};
 use crate::drift::{rules, tcp_from_anywhere, value_pos};
 use crate::tljh_double::{config_value, TljhHost};
-use crate::world::{workspace_root, World};
+use crate::world::World;
 
 /// The folder of the test's specs, inside the world's folder.
 const FOLDER: &str = "specs";
@@ -44,30 +44,15 @@ fn add_spec(world: &World, letter: &str) -> PathBuf {
 /// Writes workshop `letter`'s spec with a host layer on `tljh`'s test
 /// host, whose login key stands in for the key pair's private key.
 fn add_host_spec(world: &World, letter: &str, tljh: &TljhHost) -> PathBuf {
-    let bootstrap = workspace_root().join("tests/harness/tljh/bootstrap.py");
     let host = format!(
-        "    tljh:
-      ssh_endpoint: {endpoint}
-      bootstrap: {bootstrap}
-      admins: [lecturer]
-      config:
-        http.port: {http}
-        limits.memory: 4G
+        "{}        limits.memory: 4G
         services.cull.timeout: 3600
       packages:
         pip: [hubform-tiny-a]
 ",
-        endpoint = tljh.host.endpoint(),
-        bootstrap = bootstrap.display(),
-        http = tljh.http_port,
+        tljh.spec_block()
     );
-    let keys = world.dir().join(FOLDER).join("keys");
-    std::fs::create_dir_all(&keys).expect("keys folder");
-    std::fs::copy(
-        tljh.host.client_key(),
-        keys.join(format!("ws-{letter}.pem")),
-    )
-    .expect("copy the test host's key");
+    tljh.lend_key(&world.dir().join(FOLDER), &format!("ws-{letter}"));
     let text = format!("{}{host}", renamed(letter));
     write_spec(world, &format!("{FOLDER}/{letter}.yaml"), &text)
 }

@@ -14,36 +14,24 @@ use crate::tljh_double::{
     config_value, hub_status, provision_files, provision_script, TljhHost,
     VERSION_PROBE,
 };
-use crate::world::{workspace_root, World};
+use crate::world::World;
 
 /// The example spec with a host layer that reaches `tljh`'s test host.
 fn spec_with_host(world: &World, tljh: &TljhHost, extra: &str) -> PathBuf {
-    let bootstrap = workspace_root().join("tests/harness/tljh/bootstrap.py");
     let host = format!(
-        "    tljh:
-      ssh_endpoint: {endpoint}
-      bootstrap: {bootstrap}
-      admins: [lecturer]
-      config:
-        http.port: {http}
-        limits.memory: 4G
+        "{}        limits.memory: 4G
         services.cull.timeout: 3600
       packages:
         pip: [hubform-tiny-a]
 {extra}",
-        endpoint = tljh.host.endpoint(),
-        bootstrap = bootstrap.display(),
-        http = tljh.http_port,
+        tljh.spec_block()
     );
-    let text = format!("{}{host}", spec_text(EXAMPLE));
-
-    // The test host accepts its own client key: it stands in for the key
-    // pair's private key, which hubform then imports instead of making one.
-    let keys = world.dir().join("keys");
-    std::fs::create_dir_all(&keys).expect("keys folder");
-    let pem = keys.join("workshop-central-asia.pem");
-    std::fs::copy(tljh.host.client_key(), &pem).expect("copy the key");
-    write_spec(world, "workshop.yaml", &text)
+    tljh.lend_key(world.dir(), "workshop-central-asia");
+    write_spec(
+        world,
+        "workshop.yaml",
+        &format!("{}{host}", spec_text(EXAMPLE)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,38 +6,23 @@ use std::path::PathBuf;
 
 use crate::common::{self, elastic_ip, run, spec_text, write_spec, EXAMPLE};
 use crate::tljh_double::TljhHost;
-use crate::world::{workspace_root, World};
+use crate::world::World;
 
 const DOMAIN: &str = "jupyter.hydrosolutions.ch";
 
 /// The example with a host layer and HTTPS; `spec_edit` changes the text.
 fn spec(world: &World, tljh: &TljhHost, spec_edit: (&str, &str)) -> PathBuf {
-    let bootstrap = workspace_root().join("tests/harness/tljh/bootstrap.py");
     let host = format!(
-        "    tljh:
-      ssh_endpoint: {endpoint}
-      bootstrap: {bootstrap}
-      admins: [lecturer]
+        "{}        https.port: {https}
       https: {{ letsencrypt_email: it@example.org, staging: true }}
-      config:
-        http.port: {http}
-        https.port: {https}
       packages: {{ pip: [hubform-tiny-a] }}
 ",
-        endpoint = tljh.host.endpoint(),
-        bootstrap = bootstrap.display(),
-        http = tljh.http_port,
+        tljh.spec_block(),
         https = tljh.https_port,
     );
     let text = format!("{}{host}", spec_text(EXAMPLE))
         .replace(spec_edit.0, spec_edit.1);
-    let keys = world.dir().join("keys");
-    std::fs::create_dir_all(&keys).expect("keys folder");
-    std::fs::copy(
-        tljh.host.client_key(),
-        keys.join("workshop-central-asia.pem"),
-    )
-    .expect("copy the key");
+    tljh.lend_key(world.dir(), "workshop-central-asia");
     write_spec(world, "workshop.yaml", &text)
 }
 

@@ -12,7 +12,7 @@ use crate::common::{
 };
 use crate::drift::deployed;
 use crate::tljh_double::TljhHost;
-use crate::world::{workspace_root, World};
+use crate::world::World;
 
 /// The secrets hubform wrote under `dir`: the body lines of private keys
 /// (`*.pem`) and the secret of access keys (`*.credentials*`).
@@ -187,25 +187,14 @@ async fn the_secret_check_finds_a_leak() {
 async fn no_secret_in_host_layer_output_at_trace_level() {
     let world = World::start().await;
     let tljh = TljhHost::start();
-    let bootstrap = workspace_root().join("tests/harness/tljh/bootstrap.py");
     let text = format!(
-        "{}    tljh:\n      ssh_endpoint: {}\n      bootstrap: {}\n      \
-         admins: [lecturer]\n      config:\n        http.port: {}\n      \
-         packages:\n        pip: [hubform-tiny-a]\n",
+        "{}{}      packages:\n        pip: [hubform-tiny-a]\n",
         spec_text(EXAMPLE),
-        tljh.host.endpoint(),
-        bootstrap.display(),
-        tljh.http_port,
+        tljh.spec_block()
     );
-    // The test host accepts its own client key: it stands in for the key
-    // pair's private key file, which hubform imports.
-    let keys = world.dir().join("keys");
-    std::fs::create_dir_all(&keys).expect("keys folder");
-    std::fs::copy(
-        tljh.host.client_key(),
-        keys.join("workshop-central-asia.pem"),
-    )
-    .expect("copy the key");
+    // The test host's login key stands in for the key pair's, which
+    // hubform imports: it is a secret the outputs must not show.
+    tljh.lend_key(world.dir(), "workshop-central-asia");
     let spec = write_spec(&world, "workshop.yaml", &text);
     let spec = spec.to_str().expect("UTF-8");
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::common::{self, spec_text, write_spec, Run, EXAMPLE};
 use crate::drift::has_line;
 use crate::tljh_double::TljhHost;
-use crate::world::{workspace_root, World};
+use crate::world::World;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -25,28 +25,8 @@ impl Applied {
     async fn new() -> Applied {
         let world = World::start().await;
         let tljh = TljhHost::start();
-        let bootstrap =
-            workspace_root().join("tests/harness/tljh/bootstrap.py");
-        let host = format!(
-            "    tljh:
-      ssh_endpoint: {endpoint}
-      bootstrap: {bootstrap}
-      admins: [lecturer]
-      config:
-        http.port: {http}
-",
-            endpoint = tljh.host.endpoint(),
-            bootstrap = bootstrap.display(),
-            http = tljh.http_port,
-        );
-        // The test host's login key stands in for the key pair's.
-        let keys = world.dir().join("keys");
-        std::fs::create_dir_all(&keys).expect("keys folder");
-        std::fs::copy(
-            tljh.host.client_key(),
-            keys.join("workshop-central-asia.pem"),
-        )
-        .expect("copy the key");
+        let host = tljh.spec_block();
+        tljh.lend_key(world.dir(), "workshop-central-asia");
         let text = format!("{}{host}", spec_text(EXAMPLE));
         let spec = write_spec(&world, "workshop.yaml", &text);
         common::apply(&world, &spec);

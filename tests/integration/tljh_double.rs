@@ -70,6 +70,32 @@ impl TljhHost {
         }
     }
 
+    /// The start of a server's `tljh` block that reaches this host: its
+    /// SSH endpoint, the double's bootstrap.py, `lecturer` as admin, and
+    /// `config:` with `http.port`. More config keys may follow at eight
+    /// spaces, other settings (`packages:`, `https:`) at six.
+    pub fn spec_block(&self) -> String {
+        let bootstrap =
+            workspace_root().join("tests/harness/tljh/bootstrap.py");
+        format!(
+            "    tljh:\n      ssh_endpoint: {}\n      bootstrap: {}\n      \
+             admins: [lecturer]\n      config:\n        http.port: {}\n",
+            self.host.endpoint(),
+            bootstrap.display(),
+            self.http_port,
+        )
+    }
+
+    /// Makes this host's login key the key pair's private key file
+    /// `keys/NAME.pem` under `dir` (the host accepts only that key), so
+    /// that hubform imports it instead of making one.
+    pub fn lend_key(&self, dir: &std::path::Path, name: &str) {
+        let keys = dir.join("keys");
+        std::fs::create_dir_all(&keys).expect("keys folder");
+        std::fs::copy(self.host.client_key(), keys.join(format!("{name}.pem")))
+            .expect("copy the test host's key");
+    }
+
     /// A provisioned host with TLJH installed by `bootstrap.py FLAGS`.
     pub fn installed(flags: &str) -> TljhHost {
         let tljh = TljhHost::start();
