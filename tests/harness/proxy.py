@@ -19,6 +19,13 @@ Always-on rules (AWS behaviour moto 5.2.5 lacks):
     answers after RunInstances / StartInstances / StopInstances.
   * EC2 DeleteKeyPair by KeyPairId alone is translated to the key name
     (key pair creates and deletes take turns, so this stays atomic).
+  * EC2 AllocateAddress answers AddressLimitExceeded once the Region holds
+    5 Elastic IPs (AWS's default quota; a control lifts or moves it).
+
+AWS faults a test switches on (see "AWS faults" below): bursts of
+throttling or 5xx answers per SDK invocation, objects that stay invisible
+for a few calls after their create (eventual consistency), and
+credentials that expire mid-run.
 
 Every call is recorded for GET /_proxy/requests with its service, action,
 status and whether it is about a workshop lock (`lock`, the key pair
@@ -55,6 +62,8 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 ACCOUNT = "123456789012"
 DEFAULT_PENDING_DESCRIBES = 2
+# AWS's default quota of Elastic IPs per Region.
+DEFAULT_ADDRESS_LIMIT = 5
 
 # Headers that describe one hop, not the message; never forwarded.
 HOP_HEADERS = {
@@ -356,6 +365,12 @@ class State:
             self.pending_describes = DEFAULT_PENDING_DESCRIBES
             self.images = {}  # image id -> spec
             self.backing = {}  # (region, injected id) -> moto image id
+            self.bursts = []
+            self.unseen_after = {}  # kind -> calls an object stays unseen
+            self.unseen = {}  # (namespace, id or name) -> [kind, calls left]
+            self.address_limit = DEFAULT_ADDRESS_LIMIT
+            self.expiry = None  # [action, calls left] until expiry
+            self.expired = False
 
     def client(self, service, region):
         """A boto3 client talking to moto directly (not through us)."""
@@ -1012,6 +1027,217 @@ def is_lock_call(call, key_pair_id, answer):
 
 
 # --------------------------------------------------------------------------
+# AWS faults (issue 5)
+#
+# The SDKs send `amz-sdk-invocation-id` (one id per call, the same on every
+# retry) and `amz-sdk-request: attempt=N; max=M`. A burst fails the first
+# attempts of each invocation it catches, so whether a call gets through
+# depends on the caller's retries alone, never on timing.
+
+INVOCATION = "amz-sdk-invocation-id"
+ATTEMPT = re.compile(r"attempt=(\d+)")
+ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+
+
+def invocation_of(call):
+    """(invocation id, attempt number) as the SDK sent them; a call
+    without them is an invocation of its own, attempt 1."""
+    invocation = call.header(INVOCATION) or str(uuid.uuid4())
+    m = ATTEMPT.search(call.header("amz-sdk-request") or "")
+    return invocation, int(m.group(1)) if m else 1
+
+
+def error_code(answer):
+    """The AWS error code of a failed answer, or ""."""
+    if answer.status == 200:
+        return ""
+    m = ERROR_CODE.search(answer.body or b"")
+    return m.group(1).decode(errors="replace") if m else ""
+
+
+class Burst:
+    """The first `attempts` attempts of each of the next `invocations`
+    matching calls fail with `code`."""
+
+    def __init__(self, spec):
+        self.service = spec.get("service", "*")
+        self.action = spec.get("action", "*")
+        self.code = spec["code"]
+        self.status = int(spec["status"])
+        self.message = spec.get("message") or BURST_MESSAGES.get(
+            self.code, f"Injected {self.code}"
+        )
+        self.attempts = int(spec.get("attempts", 1))
+        self.invocations = int(spec.get("invocations", 1))
+        self.failed = {}  # invocation id -> attempts failed so far
+
+    def matches(self, call):
+        return self.service in ("*", call.service) and self.action in (
+            "*",
+            call.action,
+        )
+
+
+BURST_MESSAGES = {
+    "RequestLimitExceeded": "Request limit exceeded.",
+    "Throttling": "Rate exceeded",
+    "InternalError": "An internal error has occurred",
+    "Unavailable": "The service is unavailable. Please try again shortly.",
+    "ServiceFailure": "Request processing has failed due to some unknown "
+    "error, exception or failure.",
+    "ServiceUnavailable": "Service is unable to handle request.",
+}
+
+
+def take_burst(call, invocation):
+    """The burst that fails this attempt, if any. Call with STATE.lock
+    held."""
+    for burst in STATE.bursts:
+        if not burst.matches(call):
+            continue
+        failed = burst.failed.get(invocation)
+        if failed is None:
+            if burst.invocations <= 0:
+                continue
+            burst.invocations -= 1
+            failed = 0
+        if failed < burst.attempts:
+            burst.failed[invocation] = failed + 1
+            return burst
+        burst.failed[invocation] = failed
+    return None
+
+
+# Eventual consistency: what each kind of object is called in later calls
+# and what AWS answers while it does not show a new one yet.
+UNSEEN_KINDS = {
+    "instance": ("ec2", "InvalidInstanceID.NotFound", 400),
+    "security_group": ("ec2", "InvalidGroup.NotFound", 400),
+    "iam_user": ("iam-user", "NoSuchEntity", 404),
+    "iam_group": ("iam-group", "NoSuchEntity", 404),
+}
+
+
+def unseen_message(kind, name):
+    return {
+        "instance": f"The instance ID '{name}' does not exist",
+        "security_group": f"The security group '{name}' does not exist",
+        "iam_user": f"The user with name {name} cannot be found.",
+        "iam_group": f"The group with name {name} cannot be found.",
+    }[kind]
+
+
+def named_objects(call):
+    """The (namespace, id or name) keys a call names by parameter; filter
+    values do not count (a describe by filter just finds nothing)."""
+    if call.service == "iam":
+        keys = []
+        if call.param("UserName"):
+            keys.append(("iam-user", call.param("UserName")))
+        if call.param("GroupName"):
+            keys.append(("iam-group", call.param("GroupName")))
+        return keys
+    if call.service == "ec2":
+        return [
+            ("ec2", v) for k, v in call.params if not k.startswith("Filter.")
+        ]
+    return []
+
+
+def still_unseen(call):
+    """NotFound for a call naming an object created a moment ago."""
+    with STATE.lock:
+        for key in named_objects(call):
+            entry = STATE.unseen.get(key)
+            if entry is None or entry[1] <= 0:
+                continue
+            entry[1] -= 1
+            kind = entry[0]
+            _, code, status = UNSEEN_KINDS[kind]
+            return aws_error(
+                call.service, status, code, unseen_message(kind, key[1])
+            )
+    return None
+
+
+GROUP_ID = re.compile(rb"<groupId>([^<]+)</groupId>")
+
+
+def created_objects(call, answer):
+    """[(kind, key)] of the objects a successful create made."""
+    if answer.status != 200:
+        return []
+    if call.service == "ec2" and call.action == "RunInstances":
+        doc = Doc(answer.body)
+        return [
+            ("instance", ("ec2", doc.text(inst, "instanceId")))
+            for _, _, inst in instance_items(doc)
+        ]
+    if call.service == "ec2" and call.action == "CreateSecurityGroup":
+        m = GROUP_ID.search(answer.body)
+        return [("security_group", ("ec2", m.group(1).decode()))] if m else []
+    if call.service == "iam" and call.action == "CreateUser":
+        return [("iam_user", ("iam-user", call.param("UserName")))]
+    if call.service == "iam" and call.action == "CreateGroup":
+        return [("iam_group", ("iam-group", call.param("GroupName")))]
+    return []
+
+
+def note_creates(call, answer):
+    with STATE.lock:
+        for kind, key in created_objects(call, answer):
+            calls = STATE.unseen_after.get(kind, 0)
+            if calls > 0 and key not in STATE.unseen:
+                STATE.unseen[key] = [kind, calls]
+
+
+EXPIRED_STATUS = {"ec2": 400}  # IAM and STS answer 403
+
+
+def expired_credentials(call):
+    """ExpiredToken once the credentials have expired; counts the calls
+    left before they do."""
+    with STATE.lock:
+        if not STATE.expired and STATE.expiry is not None:
+            action, left = STATE.expiry
+            if action in ("*", call.action):
+                left -= 1
+                STATE.expiry[1] = left
+                if left <= 0:
+                    # This call still gets through; the next ones do not.
+                    STATE.expired, STATE.expiry = True, None
+            return None
+        if not STATE.expired:
+            return None
+    return aws_error(
+        call.service,
+        EXPIRED_STATUS.get(call.service, 403),
+        "ExpiredToken",
+        "The security token included in the request is expired",
+    )
+
+
+ADDRESS_TURNS = threading.Lock()
+
+
+def ec2_allocate_address(call):
+    """AllocateAddress within the Region's Elastic IP quota. Allocations
+    take turns, so two at once cannot both take the last one."""
+    with ADDRESS_TURNS:
+        with STATE.lock:
+            limit = STATE.address_limit
+        if limit is not None:
+            ec2 = STATE.client("ec2", call.region)
+            held = len(ec2.describe_addresses()["Addresses"])
+            if held >= limit:
+                return ec2_error(
+                    "AddressLimitExceeded",
+                    "The maximum number of addresses has been reached.",
+                )
+        return forward(call)
+
+
+# --------------------------------------------------------------------------
 # Dispatch
 
 # Checks that may refuse a call before it reaches moto (None: go on).
@@ -1056,6 +1282,8 @@ def perform_in_turn(call):
         return ec2_describe_instances(call)
     if call.action == "DescribeImages":
         return ec2_describe_images(call) or forward(call)
+    if call.action == "AllocateAddress":
+        return ec2_allocate_address(call)
     if call.action in (
         "StartInstances",
         "StopInstances",
@@ -1085,14 +1313,25 @@ def after_set_groups(call, answer):
     return answer
 
 
-def handle_call(call):
+def handle_call(call, invocation):
+    expired = expired_credentials(call)
+    if expired is not None:
+        return expired
+    with STATE.lock:
+        burst = take_burst(call, invocation)
+    if burst is not None:
+        return aws_error(call.service, burst.status, burst.code, burst.message)
     fault = take_fault(call)
     if fault is not None and not fault.forward:
         return aws_error(call.service, fault.status, fault.code, fault.message)
+    unseen = still_unseen(call)
+    if unseen is not None:
+        return unseen
     held = apply_holds(call)
     if held is not None:
         return held
     answer = perform(call)
+    note_creates(call, answer)
     if fault is not None:
         # moto did the work; the caller never hears about it.
         return aws_error(call.service, fault.status, fault.code, fault.message)
@@ -1170,6 +1409,46 @@ def ctl_image(spec):
         STATE.images[full["image_id"]] = full
 
 
+def ctl_burst(spec):
+    need(
+        spec,
+        ["code", "status"],
+        ["service", "action", "message", "attempts", "invocations"],
+    )
+    with STATE.lock:
+        STATE.bursts.append(Burst(spec))
+
+
+def ctl_unseen(spec):
+    need(spec, ["kind", "calls"])
+    if spec["kind"] not in UNSEEN_KINDS:
+        raise ControlError(
+            f"unknown kind {spec['kind']!r}; one of {sorted(UNSEEN_KINDS)}"
+        )
+    with STATE.lock:
+        STATE.unseen_after[spec["kind"]] = int(spec["calls"])
+
+
+def ctl_address_limit(spec):
+    need(spec, ["limit"])
+    limit = spec["limit"]
+    with STATE.lock:
+        STATE.address_limit = None if limit is None else int(limit)
+
+
+def ctl_expire(spec):
+    need(spec, ["after"], ["action"])
+    after = int(spec["after"])
+    with STATE.lock:
+        STATE.expired = after <= 0
+        STATE.expiry = None if after <= 0 else [spec.get("action", "*"), after]
+
+
+def ctl_refresh(_):
+    with STATE.lock:
+        STATE.expired, STATE.expiry = False, None
+
+
 def ctl_requests(_):
     with STATE.lock:
         return [dict(r) for r in STATE.requests]
@@ -1195,6 +1474,11 @@ CONTROL_ROUTES = {
     ("POST", "/_proxy/hide"): ctl_hide,
     ("POST", "/_proxy/pending"): ctl_pending,
     ("POST", "/_proxy/image"): ctl_image,
+    ("POST", "/_proxy/burst"): ctl_burst,
+    ("POST", "/_proxy/unseen"): ctl_unseen,
+    ("POST", "/_proxy/address-limit"): ctl_address_limit,
+    ("POST", "/_proxy/expire"): ctl_expire,
+    ("POST", "/_proxy/refresh"): ctl_refresh,
     ("GET", "/_proxy/requests"): ctl_requests,
     ("POST", "/_proxy/requests/reset"): ctl_requests_reset,
     ("POST", "/_proxy/reset"): ctl_reset,
@@ -1219,6 +1503,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         call = Call(self.command, self.path, list(self.headers.items()), body)
         key_pair_id = call.param("KeyPairId")  # before a rule rewrites it
+        invocation, attempt = invocation_of(call)
         record = None
         if call.service:
             record = {
@@ -1226,11 +1511,17 @@ class Handler(BaseHTTPRequestHandler):
                 "action": call.action,
                 "status": 0,
                 "lock": False,
+                "invocation": invocation,
+                "attempt": attempt,
+                "code": "",
             }
             with STATE.lock:
                 STATE.requests.append(record)
         try:
-            answer = handle_call(call) if call.service else forward(call)
+            if call.service:
+                answer = handle_call(call, invocation)
+            else:
+                answer = forward(call)
         except Exception as e:  # a bug in a rule: say so, loudly
             log(f"error handling {call.service} {call.action}: {e!r}")
             answer = aws_error(
@@ -1239,8 +1530,13 @@ class Handler(BaseHTTPRequestHandler):
         if record is not None:
             with STATE.lock:
                 record["status"] = answer.status
+                record["code"] = error_code(answer)
                 record["lock"] = is_lock_call(call, key_pair_id, answer)
-            log(f"{call.service} {call.action} {answer.status}")
+            code = f" {record['code']}" if record["code"] else ""
+            log(
+                f"{call.service} {call.action} {answer.status}{code} "
+                f"(attempt {attempt})"
+            )
         self.send(answer)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_any

@@ -55,6 +55,21 @@ pub struct Request {
     pub status: u16,
 }
 
+/// One attempt of an AWS call as the proxy saw it. The SDK numbers the
+/// attempts of one call and sends the same invocation id on each retry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Attempt {
+    pub service: String,
+    pub action: String,
+    pub status: u16,
+    /// The AWS error code of the answer; empty on success.
+    pub code: String,
+    pub invocation: String,
+    pub attempt: u32,
+    /// Whether the call was about a workshop lock.
+    pub lock: bool,
+}
+
 pub struct World {
     moto: Child,
     proxy: Child,
@@ -367,7 +382,99 @@ impl World {
         self.control("POST", "/_proxy/image", Some(spec));
     }
 
-    /// Clear faults, holds, hiding, injected images; pending back to 2.
+    /// Every attempt of every AWS call the proxy saw, lock calls
+    /// included, in arrival order.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        let value = self.control("GET", "/_proxy/requests", None);
+        serde_json::from_value(value).expect("the proxy's request list")
+    }
+
+    /// Throttle `service` (`ec2`, `iam`, `sts`) as AWS does: the first
+    /// `attempts` attempts of each of its next `invocations` calls answer
+    /// `RequestLimitExceeded` (EC2, HTTP 503) or `Throttling` (IAM and
+    /// STS, HTTP 400).
+    pub fn throttle(&self, service: &str, attempts: u32, invocations: u32) {
+        let (code, status) = match service {
+            "ec2" => ("RequestLimitExceeded", 503),
+            _ => ("Throttling", 400),
+        };
+        self.burst(json!({
+            "service": service, "code": code, "status": status,
+            "attempts": attempts, "invocations": invocations,
+        }));
+    }
+
+    /// Like [`World::throttle`] with server errors: HTTP 500
+    /// (`InternalError`, IAM `ServiceFailure`) or 503 (`Unavailable`, IAM
+    /// `ServiceUnavailable`).
+    pub fn server_errors(
+        &self,
+        service: &str,
+        status: u16,
+        attempts: u32,
+        invocations: u32,
+    ) {
+        let code = match (service, status) {
+            ("ec2", 500) => "InternalError",
+            ("ec2", _) => "Unavailable",
+            (_, 500) => "ServiceFailure",
+            _ => "ServiceUnavailable",
+        };
+        self.burst(json!({
+            "service": service, "code": code, "status": status,
+            "attempts": attempts, "invocations": invocations,
+        }));
+    }
+
+    /// The full form of a burst: keys code, status, service, action,
+    /// message, attempts, invocations.
+    pub fn burst(&self, spec: Value) {
+        self.control("POST", "/_proxy/burst", Some(spec));
+    }
+
+    /// Objects of `kind` (`instance`, `security_group`, `iam_user`,
+    /// `iam_group`) created from now on answer NotFound
+    /// (`InvalidInstanceID.NotFound`, `InvalidGroup.NotFound`,
+    /// `NoSuchEntity`) to the next `calls` calls that name them by
+    /// parameter, as AWS does right after a create.
+    pub fn unseen_after_create(&self, kind: &str, calls: u32) {
+        self.control(
+            "POST",
+            "/_proxy/unseen",
+            Some(json!({ "kind": kind, "calls": calls })),
+        );
+    }
+
+    /// The Region's Elastic IP quota: `AllocateAddress` answers
+    /// `AddressLimitExceeded` once this many addresses exist (5 by
+    /// default, as AWS; `None`: no limit).
+    pub fn set_address_limit(&self, limit: Option<u32>) {
+        self.control(
+            "POST",
+            "/_proxy/address-limit",
+            Some(json!({ "limit": limit })),
+        );
+    }
+
+    /// The credentials expire once `calls` more calls of `action` (`"*"`:
+    /// any) got through: every later call answers `ExpiredToken`, until
+    /// [`World::refresh_credentials`].
+    pub fn expire_credentials_after(&self, action: &str, calls: u32) {
+        self.control(
+            "POST",
+            "/_proxy/expire",
+            Some(json!({ "action": action, "after": calls })),
+        );
+    }
+
+    /// Fresh credentials again (as after `aws sso login`).
+    pub fn refresh_credentials(&self) {
+        self.control("POST", "/_proxy/refresh", Some(json!({})));
+    }
+
+    /// Clear faults, holds, hiding, injected images, bursts, unseen
+    /// objects and expired credentials; pending back to 2, the Elastic IP
+    /// limit back to 5.
     pub fn reset_controls(&self) {
         self.control("POST", "/_proxy/reset", Some(json!({})));
     }

@@ -113,14 +113,26 @@ async fn allocate(
     let mut address_tags = tags::owner_tags(&aws.workshop, id);
     address_tags
         .push(tags::tag("Name", &format!("{}-{}", aws.workshop, id.key)));
-    let out = aws
+    let sent = aws
         .ec2
         .allocate_address()
         .domain(DomainType::Vpc)
         .tag_specifications(tags::spec(ResourceType::ElasticIp, address_tags))
         .send()
-        .await
-        .map_err(|e| failure("AllocateAddress", &e))?;
+        .await;
+    let out = match sent {
+        Ok(out) => out,
+        Err(e) => {
+            // A refusal (the quota, say) allocated nothing: the next run
+            // need not wait for an address to show up.
+            if crate::error::refused(&e) {
+                aws.journal
+                    .clear(&key)
+                    .map_err(|e| Failure::new(e.to_string()))?;
+            }
+            return Err(failure("AllocateAddress", &e));
+        }
+    };
     let allocation = out.allocation_id().unwrap_or_default().to_owned();
     let ip = out.public_ip().unwrap_or_default().to_owned();
     pause_point("after-allocate-address");

@@ -1,12 +1,27 @@
 //! Turning the user's AWS settings into clients: the standard config chain
 //! (profile, environment, endpoint overrides), the spec's Region, retry and
 //! timeout settings, and the loopback guard.
+//!
+//! Retries of transient errors are the SDK's, configured here and nowhere
+//! else: throttling (`RequestLimitExceeded`, `Throttling`, …), HTTP 5xx
+//! and dropped connections are tried again up to
+//! `HUBFORM_RETRY_MAX_ATTEMPTS` times in all, after a backoff that starts
+//! at `HUBFORM_RETRY_BASE_MS`, doubles each time (at most 16 times the
+//! start) and is drawn at random below that (full jitter). Every other
+//! error fails on the first attempt: a 4xx would fail again. The SDK's
+//! retry quota (a token bucket shared by all calls of a process, which
+//! stops retrying once many calls were throttled) is turned off, so that
+//! each call gets exactly its attempts and an error can say how many it
+//! had. Waiting for an object hubform created a moment ago to show up
+//! (eventual consistency) is not a transient error: `Aws::eventually`
+//! and `Aws::wait_for` do that.
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -96,10 +111,8 @@ pub async fn load(
     options: &Options,
     settings: &Settings,
 ) -> Result<SdkConfig, AwsError> {
-    let retry = RetryConfig::standard()
-        .with_max_attempts(settings.max_attempts)
-        .with_initial_backoff(settings.base_backoff)
-        .with_max_backoff(settings.base_backoff * 16);
+    let retry = retry_config(settings);
+    crate::error::set_attempts(settings.max_attempts);
     let timeouts = TimeoutConfig::builder()
         .operation_timeout(settings.operation_timeout)
         .connect_timeout(Duration::from_secs(5))
@@ -157,6 +170,23 @@ pub async fn load(
         AwsError::Credentials(format!("{hint} ({})", crate::error::chain(&e)))
     })?;
     Ok(config)
+}
+
+/// The SDK's retries: standard mode (exponential backoff with full
+/// jitter), bounded by the settings.
+pub fn retry_config(settings: &Settings) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(settings.max_attempts)
+        .with_initial_backoff(settings.base_backoff)
+        .with_max_backoff(settings.base_backoff * 16)
+}
+
+/// The retry partition of every client: without a retry quota, so that
+/// each call gets all its attempts however many others were throttled.
+pub fn retry_partition() -> RetryPartition {
+    RetryPartition::custom("hubform")
+        .token_bucket(TokenBucket::unlimited())
+        .build()
 }
 
 /// Reads `HUBFORM_LOOPBACK_ONLY`: on for `1`, `true`, `yes`, `on`; off when

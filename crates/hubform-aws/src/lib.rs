@@ -79,10 +79,15 @@ impl Aws {
     ) -> Result<Aws, AwsError> {
         let config = connect::load(options, &settings).await?;
 
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
-        let mut iam = aws_sdk_iam::config::Builder::from(&config);
-        let mut sts = aws_sdk_sts::config::Builder::from(&config);
-        let mut route53 = aws_sdk_route53::config::Builder::from(&config);
+        let partition = connect::retry_partition();
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&config)
+            .retry_partition(partition.clone());
+        let mut iam = aws_sdk_iam::config::Builder::from(&config)
+            .retry_partition(partition.clone());
+        let mut sts = aws_sdk_sts::config::Builder::from(&config)
+            .retry_partition(partition.clone());
+        let mut route53 = aws_sdk_route53::config::Builder::from(&config)
+            .retry_partition(partition);
         if options.loopback_only {
             ec2 = ec2.interceptor(connect::LoopbackGuard);
             iam = iam.interceptor(connect::LoopbackGuard);
@@ -252,7 +257,9 @@ impl Aws {
 
     /// Runs `call` again while it fails with one of `codes`: errors that
     /// mean an object created a moment ago is not visible yet (AWS is
-    /// eventually consistent). Bounded by the retry attempts.
+    /// eventually consistent). Bounded by the retry attempts, with a
+    /// backoff that doubles and is jittered; each attempt is one SDK call
+    /// with its own retries of throttling and server errors.
     async fn eventually<T, F, Fut>(
         &self,
         codes: &[&str],
@@ -268,12 +275,24 @@ impl Aws {
                 Err(e)
                     if e.is(codes) && attempt < self.settings.max_attempts =>
                 {
-                    let backoff = self.settings.base_backoff
-                        * 2u32.pow(attempt.min(5))
-                        + self.settings.poll;
+                    let ceiling =
+                        self.settings.base_backoff * 2u32.pow(attempt.min(5));
+                    let backoff =
+                        self.settings.poll + ceiling.mul_f64(rand::random());
                     tracing::debug!(code = ?e.code, attempt, "not visible yet");
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
+                }
+                Err(e) if e.is(codes) => {
+                    return Err(error::CallError {
+                        failure: Failure::new(format!(
+                            "{}; still so after {attempt} attempts: AWS may \
+                             be slow to show an object made a moment ago, \
+                             run the command again in a minute",
+                            e.failure
+                        )),
+                        code: e.code,
+                    })
                 }
                 other => return other,
             }
