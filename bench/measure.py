@@ -1,0 +1,88 @@
+"""Timing whole processes: wall time from a monotonic clock around the
+child's whole life, peak memory from the kernel's accounting of the
+finished child (wait4), and the AWS requests the world counted."""
+
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Run:
+    """One finished run of a command."""
+
+    wall: float  # seconds
+    rss_mb: float  # peak resident set of the child, MB
+    code: int
+    requests: dict  # 'service:Action' -> count
+
+
+@dataclass
+class Sample:
+    """The counted runs of one command (warm-ups are not kept)."""
+
+    name: str
+    runs: list = field(default_factory=list)
+
+    def walls(self):
+        return [r.wall for r in self.runs]
+
+    def wall(self):
+        """Median wall seconds."""
+        return statistics.median(self.walls())
+
+    def spread(self):
+        """(min, max) wall seconds."""
+        return min(self.walls()), max(self.walls())
+
+    def rss(self):
+        """Median and max peak RSS in MB."""
+        rss = [r.rss_mb for r in self.runs]
+        return statistics.median(rss), max(rss)
+
+    def requests(self):
+        """The requests of the first counted run, and whether every run
+        made the same ones."""
+        first = self.runs[0].requests
+        return first, all(r.requests == first for r in self.runs)
+
+    def total(self, lock=False):
+        """Requests of the first run; the workshop lock's only if asked."""
+        first, _ = self.requests()
+        return sum(n for k, n in first.items() if lock or k != "lock")
+
+    def codes(self):
+        return sorted({r.code for r in self.runs})
+
+
+def run(argv, env, cwd, log, world):
+    """Runs `argv` once to the end, its output appended to `log`, and
+    returns its Run with the requests the world counted meanwhile."""
+    world.forget()
+    with open(log, "ab") as out:
+        out.write(f"\n$ {' '.join(map(str, argv))}\n".encode())
+        out.flush()
+        start = time.monotonic()
+        child = subprocess.Popen(
+            [str(a) for a in argv], env=env, cwd=cwd, stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    with open(log, "ab") as out:
+        out.write(f"[exit {code}, {wall:.3f} s]\n".encode())
+    # ru_maxrss is in KiB; the targets are in MB.
+    rss_mb = usage.ru_maxrss * 1024 / 1e6
+    return Run(wall, rss_mb, code, dict(world.requests()))
+
+
+def paired_ratios(a, b):
+    """The ratio a/b of each pair of runs taken in the same round."""
+    return [x.wall / y.wall for x, y in zip(a.runs, b.runs)]
+
+
+def median(values):
+    return statistics.median(values)

@@ -1,0 +1,157 @@
+"""The bench's table: each figure with its spread, its requests, its
+ratio to what it is compared with, and the target beside it."""
+
+from measure import median, paired_ratios
+
+# The targets of issue 6.
+COLD_VS_AWSCLI = 5.0  # hubform's cold apply at least 5x faster
+NOOP_VS_ANSIBLE = 50.0  # no-op plan at least 50x faster than --check
+NOOP_VS_FLOOR = 1.5  # no-op plan at most 1.5x the floor
+NOOP_REQUESTS = 8  # requests per no-op plan
+DRIFT_50_VS_1 = 2.0  # drift over 50 specs at most 2x drift over one
+PLAN_RSS_MB = 60.0  # peak memory of hubform plan
+
+
+def seconds(x):
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def wall(sample):
+    low, high = sample.spread()
+    return f"{seconds(sample.wall())} ({seconds(low)}-{seconds(high)})"
+
+
+def requests(sample):
+    counts, same = sample.requests()
+    text = str(sample.total())
+    if counts.get("lock"):
+        text += f" +{counts['lock']} lock"
+    return text if same else text + " (varied)"
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+class Table:
+    """Rows of fixed-width columns."""
+
+    WIDTHS = (34, 24, 13, 7, 22)
+
+    def __init__(self):
+        self.lines = []
+
+    def heading(self, text):
+        self.lines += ["", text]
+
+    def row(self, *cells):
+        cells = list(cells) + [""] * (6 - len(cells))
+        text = "  " + "".join(
+            str(c).ljust(w) for c, w in zip(cells, self.WIDTHS))
+        self.lines.append((text + str(cells[5])).rstrip())
+
+    def note(self, text):
+        self.lines.append(f"    {text}")
+
+
+def sample_row(table, sample, ratio="", target=""):
+    rss, _ = sample.rss()
+    table.row(sample.name, wall(sample), requests(sample), f"{rss:.0f}",
+              ratio, target)
+    if sample.codes() != [0] and not sample.name.startswith("drift"):
+        table.note(f"exit codes {sample.codes()}: see its log")
+
+
+def table(results, peers):
+    t = Table()
+    t.lines.append(f"hubform bench: {results['machine']}; hubform "
+                   f"{results['build']} build; median of {results['runs']} "
+                   f"runs after 1 warm-up")
+    t.lines.append("")
+    t.row("", "wall s median (min-max)", "AWS requests", "RSS MB",
+          "ratio", "target")
+    if "cold" in results:
+        cold_rows(t, results["cold"], peers)
+    if "noop" in results:
+        noop_rows(t, results["noop"], peers)
+    if "fleet" in results:
+        fleet_rows(t, results["fleet"])
+    if "noop" in results:
+        rss_rows(t, results["noop"][0])
+    return "\n".join(t.lines)
+
+
+def cold_rows(t, samples, peers):
+    t.heading("Cold apply of the example workshop (AWS part), empty account")
+    hubform = samples[0]
+    sample_row(t, hubform)
+    if not peers:
+        t.note("peers skipped (no --peers)")
+        return
+    awscli, ansible = samples[1], samples[2]
+    r = median(paired_ratios(awscli, hubform))
+    sample_row(t, awscli, f"{r:.1f}x hubform",
+               f">= {COLD_VS_AWSCLI:g}x: {verdict(r >= COLD_VS_AWSCLI)}")
+    r = median(paired_ratios(ansible, hubform))
+    sample_row(t, ansible, f"{r:.1f}x hubform")
+
+
+def noop_rows(t, samples, peers):
+    t.heading("No-op plan of the example workshop (AWS part)")
+    plan, floor = samples[0], samples[1]
+    n = plan.total()
+    sample_row(t, plan, "", f"<= {NOOP_REQUESTS} req: "
+               f"{verdict(n <= NOOP_REQUESTS)}")
+    r = median(paired_ratios(plan, floor))
+    sample_row(t, floor, f"plan {r:.2f}x this",
+               f"<= {NOOP_VS_FLOOR:g}x: {verdict(r <= NOOP_VS_FLOOR)}")
+    if peers:
+        check = samples[2]
+        r = check.wall() / plan.wall()
+        sample_row(t, check, f"{r:.0f}x plan",
+                   f">= {NOOP_VS_ANSIBLE:g}x: {verdict(r >= NOOP_VS_ANSIBLE)}")
+    t.note("host probe (one SSH round trip): not in this spec; see "
+           "docs/benchmarks.md")
+
+
+def fleet_rows(t, samples):
+    t.heading("Fleet drift: 50 workshops in one account")
+    one, last = samples[0], samples[-1]
+    for sample in samples:
+        if sample is last:
+            r = median(paired_ratios(last, one))
+            sample_row(t, sample, f"{r:.2f}x over 1",
+                       f"<= {DRIFT_50_VS_1:g}x: {verdict(r <= DRIFT_50_VS_1)}")
+        else:
+            sample_row(t, sample)
+        if sample.codes() != [0]:
+            t.note(f"exit codes {sample.codes()} (2 = drift found, 1 = "
+                   "error): see its log")
+    few, _ = one.requests()
+    many, _ = last.requests()
+    grows = {k: (few.get(k, 0), many[k]) for k in many
+             if many[k] > few.get(k, 0)}
+    per_kind = not grows
+    t.note(f"requests per kind, not per workshop: {verdict(per_kind)}")
+    for kind, n in sorted(many.items()):
+        growth = f" (over 1: {few.get(kind, 0)})" if kind in grows else ""
+        t.note(f"  {kind}: {n}{growth}")
+
+
+def rss_rows(t, plan):
+    t.heading("Peak memory")
+    rss, high = plan.rss()
+    t.row("hubform plan (max of runs)", "", "", f"{high:.0f}", "",
+          f"<= {PLAN_RSS_MB:g} MB: {verdict(high <= PLAN_RSS_MB)}")
+
+
+def as_json(results):
+    """Every run of every sample, for later comparison."""
+    out = {k: v for k, v in results.items()
+           if k in ("machine", "build", "runs")}
+    for part in ("cold", "noop", "fleet"):
+        if part in results:
+            out[part] = {
+                s.name: [vars(r) for r in s.runs] for s in results[part]
+            }
+    return out
