@@ -1057,11 +1057,13 @@ def error_code(answer):
 
 class Burst:
     """The first `attempts` attempts of each of the next `invocations`
-    matching calls fail with `code`."""
+    matching calls (of `service` and `action`, `*` for any, but none of
+    the actions in `except`) fail with `code`."""
 
     def __init__(self, spec):
         self.service = spec.get("service", "*")
         self.action = spec.get("action", "*")
+        self.spared = set(spec.get("except", []))
         self.code = spec["code"]
         self.status = int(spec["status"])
         self.message = spec.get("message") or BURST_MESSAGES.get(
@@ -1072,9 +1074,10 @@ class Burst:
         self.failed = {}  # invocation id -> attempts failed so far
 
     def matches(self, call):
-        return self.service in ("*", call.service) and self.action in (
-            "*",
-            call.action,
+        return (
+            self.service in ("*", call.service)
+            and self.action in ("*", call.action)
+            and call.action not in self.spared
         )
 
 
@@ -1413,7 +1416,7 @@ def ctl_burst(spec):
     need(
         spec,
         ["code", "status"],
-        ["service", "action", "message", "attempts", "invocations"],
+        ["service", "action", "except", "message", "attempts", "invocations"],
     )
     with STATE.lock:
         STATE.bursts.append(Burst(spec))

@@ -427,7 +427,7 @@ impl World {
     }
 
     /// The full form of a burst: keys code, status, service, action,
-    /// message, attempts, invocations.
+    /// except (actions spared), message, attempts, invocations.
     pub fn burst(&self, spec: Value) {
         self.control("POST", "/_proxy/burst", Some(spec));
     }

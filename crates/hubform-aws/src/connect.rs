@@ -21,10 +21,17 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::operation::allocate_address::AllocateAddressError;
 use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, InterceptorContext,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority,
+};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::service_config::ServiceConfigKey;
@@ -187,6 +194,45 @@ pub fn retry_partition() -> RetryPartition {
     RetryPartition::custom("hubform")
         .token_bucket(TokenBucket::unlimited())
         .build()
+}
+
+/// Keeps the SDK from repeating `AllocateAddress` after a server error.
+/// The call has no idempotency token and AWS may have carried out the
+/// first attempt: a repeat would allocate a second address. A throttled
+/// attempt was refused, so it is still retried. The create journal makes
+/// the next run look for the address before it allocates one.
+#[derive(Debug)]
+pub struct NoBlindRepeat;
+
+impl ClassifyRetry for NoBlindRepeat {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let allocation = match ctx.output_or_error() {
+            Some(Err(e)) => e
+                .as_operation_error()
+                .and_then(|e| e.downcast_ref::<AllocateAddressError>()),
+            _ => None,
+        };
+        match allocation {
+            Some(e)
+                if !e
+                    .code()
+                    .is_some_and(|c| crate::error::THROTTLED.contains(&c)) =>
+            {
+                RetryAction::RetryForbidden
+            }
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "hubform: no blind repeat of AllocateAddress"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(
+            RetryClassifierPriority::transient_error_classifier(),
+        )
+    }
 }
 
 /// Reads `HUBFORM_LOOPBACK_ONLY`: on for `1`, `true`, `yes`, `on`; off when

@@ -80,6 +80,10 @@ const SERVER: &[&str] = &[
     "Unavailable",
 ];
 
+/// Calls the SDK does not repeat after a server error (see
+/// [`crate::connect::NoBlindRepeat`]).
+const NOT_REPEATED: &[&str] = &["AllocateAddress"];
+
 /// Error codes of credentials that have run out.
 const EXPIRED: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
 
@@ -185,6 +189,14 @@ pub(crate) fn explain(
              minute and {again}"
         );
     }
+    if SERVER.contains(&code) && NOT_REPEATED.contains(&call) {
+        return format!(
+            "{service} answered {call} with a server error ({said}); it may \
+             have been carried out all the same, so it was not repeated: \
+             run apply again, it looks for what was made before it makes \
+             anything anew"
+        );
+    }
     if SERVER.contains(&code) {
         return format!(
             "{service} answered {call} with a server error {attempts} times \
@@ -287,4 +299,42 @@ where
 {
     matches!(err, SdkError::ServiceError(_))
         && !code(err).is_some_and(|c| SERVER.contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_error_says_what_to_do() {
+        set_attempts(5);
+        let throttled = explain(
+            "EC2",
+            "DescribeInstances",
+            "RequestLimitExceeded",
+            "RequestLimitExceeded: Request limit exceeded.",
+        );
+        assert_eq!(
+            throttled,
+            "EC2 throttled DescribeInstances 5 times (RequestLimitExceeded: \
+             Request limit exceeded.); wait a minute and run the command \
+             again: it continues where it stopped"
+        );
+        let expired =
+            explain("IAM", "CreateUser", "ExpiredToken", "ExpiredToken: x");
+        assert!(expired.starts_with("CreateUser failed: ExpiredToken: x; "));
+        assert!(expired.contains("aws sso login"), "{expired}");
+        let quota = explain(
+            "EC2",
+            "AllocateAddress",
+            "AddressLimitExceeded",
+            "AddressLimitExceeded: x",
+        );
+        assert!(quota.contains("Service Quotas"), "{quota}");
+        let lost =
+            explain("EC2", "AllocateAddress", "InternalError", "InternalError");
+        assert!(lost.contains("not repeated"), "{lost}");
+        let plain = explain("EC2", "CreateTags", "Odd", "Odd: y");
+        assert_eq!(plain, "CreateTags failed: Odd: y");
+    }
 }

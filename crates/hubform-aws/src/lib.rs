@@ -81,7 +81,8 @@ impl Aws {
 
         let partition = connect::retry_partition();
         let mut ec2 = aws_sdk_ec2::config::Builder::from(&config)
-            .retry_partition(partition.clone());
+            .retry_partition(partition.clone())
+            .retry_classifier(connect::NoBlindRepeat);
         let mut iam = aws_sdk_iam::config::Builder::from(&config)
             .retry_partition(partition.clone());
         let mut sts = aws_sdk_sts::config::Builder::from(&config)
