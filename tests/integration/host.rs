@@ -283,6 +283,58 @@ impl TestHost {
             .count()
     }
 
+    /// Host PIDs of sshd's per-connection processes (the privileged
+    /// monitor and the user's process of each connection), not the
+    /// listener: ending them drops the connections, nothing else.
+    pub fn session_processes(&self) -> Vec<u32> {
+        let Some(pids) = self.pids() else {
+            return Vec::new();
+        };
+        namespace_members(pids.namespace)
+            .into_iter()
+            .filter(|&pid| pid != pids.sshd)
+            .filter(|&pid| {
+                matches!(
+                    proc_comm(pid).as_deref(),
+                    Some("sshd") | Some("sshd-session")
+                )
+            })
+            .collect()
+    }
+
+    /// Drops every SSH connection to the host, as a network failure
+    /// would: SIGKILL to its [`TestHost::session_processes`], by PID.
+    /// Commands those connections started go on running. Returns how
+    /// many processes were signalled.
+    pub fn drop_connections(&self) -> usize {
+        let pids = self.session_processes();
+        signal(&pids, "KILL");
+        pids.len()
+    }
+
+    /// Freezes every SSH connection to the host (SIGSTOP to its session
+    /// processes): TCP stays up and nothing answers, as with a hung
+    /// server. Give the result to [`TestHost::thaw`].
+    pub fn freeze_connections(&self) -> Vec<u32> {
+        let pids = self.session_processes();
+        signal(&pids, "STOP");
+        pids
+    }
+
+    /// Freezes the listening sshd (SIGSTOP): new connections are taken
+    /// by the kernel and never answered, as by a host that hangs while
+    /// booting. Give the result to [`TestHost::thaw`].
+    pub fn freeze_listener(&self) -> Vec<u32> {
+        let pids: Vec<u32> = self.pids().map(|p| p.sshd).into_iter().collect();
+        signal(&pids, "STOP");
+        pids
+    }
+
+    /// Lets frozen processes run again (SIGCONT).
+    pub fn thaw(&self, pids: &[u32]) {
+        signal(pids, "CONT");
+    }
+
     /// Connections sshd accepted since the host was first booted (one
     /// `Connection from` line each in `DIR/sshd.log`; restarts included).
     pub fn connections_accepted(&self) -> usize {
@@ -356,6 +408,18 @@ impl Drop for TestHost {
             );
         }
         stop_dir(&self.dir);
+    }
+}
+
+/// Sends signal `name` to each of `pids` (best effort: a process may
+/// have ended meanwhile).
+fn signal(pids: &[u32], name: &str) {
+    for pid in pids {
+        let _ = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -1,12 +1,18 @@
 //! What the host provider runs on a server: the probe, TLJH's install,
 //! `tljh-config` writes and reloads, apt upgrades, package installs. Each
 //! is one command over SSH with `sudo -n`, a timeout and streamed output.
+//!
+//! Every command that changes the server runs under one lock on the
+//! server ([`LOCK`]). When an SSH connection is lost, the command it ran
+//! may still be running; the provider connects again and repeats the
+//! action, and the lock makes the repeat wait until the first run has
+//! ended instead of racing it.
 
 use std::path::Path;
 use std::time::Duration;
 
 use hubform_core::model::ResourceId;
-use hubform_core::plan::Change;
+use hubform_core::plan::{Action, Change};
 use hubform_core::provider::{Failure, Progress};
 
 use crate::probe::{Checks, Facts};
@@ -14,12 +20,51 @@ use crate::provider::HostSettings;
 use crate::ssh::{RunOptions, Session};
 use crate::tljh;
 
+/// The lock file of changing commands, in the login user's home so that
+/// no other user can hold it. `flock` ends with the process holding it,
+/// so a reboot frees it.
+pub(crate) const LOCK: &str = "\"$HOME/.hubform.lock\"";
+
+/// True on the server when a TLJH install ran to its end: the installer
+/// links `tljh-config` into /usr/bin as its last step.
+const INSTALLED: &str =
+    "[ -x /opt/tljh/hub/bin/python3 ] && [ -e /usr/bin/tljh-config ]";
+
+/// `command` run while holding [`LOCK`].
+pub(crate) fn locked(command: &str) -> String {
+    format!("flock {LOCK} sh -c {}", tljh::quote(command))
+}
+
 /// Runs `command`, failing on a non-zero exit with the command's own
 /// words and the end of its stderr.
 pub(crate) async fn run(
     session: &Session,
     what: &str,
     command: &str,
+    options: RunOptions<'_>,
+) -> Result<String, Failure> {
+    run_shown(session, what, command, command, options).await
+}
+
+/// [`run`] holding the server's [`LOCK`]; messages name `command`.
+pub(crate) async fn run_locked(
+    session: &Session,
+    what: &str,
+    command: &str,
+    options: RunOptions<'_>,
+) -> Result<String, Failure> {
+    let options = RunOptions {
+        label: Some(options.label.unwrap_or(command)),
+        ..options
+    };
+    run_shown(session, what, &locked(command), command, options).await
+}
+
+async fn run_shown(
+    session: &Session,
+    what: &str,
+    command: &str,
+    shown: &str,
     options: RunOptions<'_>,
 ) -> Result<String, Failure> {
     let out = session
@@ -36,7 +81,7 @@ pub(crate) async fn run(
     let hint = if sudo {
         format!(
             "; {} has no passwordless sudo for this user (hubform ran \
-             `{command}`): add a NOPASSWD rule as cloud-init does",
+             `{shown}`): add a NOPASSWD rule as cloud-init does",
             session.host()
         )
     } else {
@@ -73,16 +118,21 @@ pub(crate) fn lines_to<'a>(
         let line = line.trim();
         if !line.is_empty() {
             progress.report(id, line);
+            hubform_core::pause::pause_point(&format!("during-{}", id.kind));
         }
     }
 }
 
+/// Runs TLJH's bootstrap. `again` says that an earlier attempt lost its
+/// connection: a fresh install that has since reached its end (the
+/// earlier run went on without hubform) is then not run a second time.
 pub(crate) async fn install(
     session: &Session,
     change: &Change,
     base_dir: &Path,
     settings: &HostSettings,
     progress: &dyn Progress,
+    again: bool,
 ) -> Result<String, Failure> {
     let wanted = change
         .desired
@@ -97,30 +147,53 @@ pub(crate) async fn install(
         .text("bootstrap")
         .unwrap_or("https://tljh.jupyter.org/bootstrap.py");
     let print = lines_to(progress, &change.id);
-    if source.starts_with("https://") || source.starts_with("http://") {
+    let script;
+    let (command, stdin) = if source.starts_with("https://")
+        || source.starts_with("http://")
+    {
         let command = format!(
             "curl -fsSL {} | sudo -n python3 -{args}",
             tljh::quote(source)
         );
-        let options = RunOptions {
-            on_line: Some(&print),
-            ..RunOptions::new(settings.install)
-        };
-        run(session, "the TLJH bootstrap", &command, options).await?;
+        (command, None)
     } else {
         let path = hubform_core::spec::resolve_path(base_dir, source);
-        let script = std::fs::read(&path).map_err(|e| {
+        script = std::fs::read(&path).map_err(|e| {
             Failure::new(format!("cannot read bootstrap file {source}: {e}"))
         })?;
-        let command = format!("sudo -n python3 -{args}");
-        let options = RunOptions {
-            stdin: Some(&script),
-            on_line: Some(&print),
-            ..RunOptions::new(settings.install)
-        };
-        run(session, "the TLJH bootstrap", &command, options).await?;
-    }
+        (format!("sudo -n python3 -{args}"), Some(&script[..]))
+    };
+    // An upgrade may always run again; a fresh install only until it is
+    // complete.
+    let guarded = if again && change.action == Action::Create {
+        format!(
+            "if {INSTALLED}; then echo 'TLJH is installed (by the run whose \
+             connection was lost)'; else {command}; fi"
+        )
+    } else {
+        command.clone()
+    };
+    let options = RunOptions {
+        stdin,
+        on_line: Some(&print),
+        label: Some(&command),
+        ..RunOptions::new(settings.install)
+    };
+    run_locked(session, "the TLJH bootstrap", &guarded, options).await?;
+    hubform_core::pause::pause_point("after-tljh-install");
     Ok(wanted.text("version").unwrap_or("latest").to_owned())
+}
+
+/// `change` with each key's old value as `facts` found it: after a lost
+/// connection some of the writes may have happened, and the lines that
+/// write a list (`unset`, then `add-item` per item) depend on what is
+/// there.
+pub(crate) fn refreshed(change: &Change, facts: &Facts) -> Change {
+    let mut change = change.clone();
+    for diff in &mut change.diffs {
+        diff.old = facts.config.get(&diff.name).cloned();
+    }
+    change
 }
 
 pub(crate) async fn configure(
@@ -135,8 +208,9 @@ pub(crate) async fn configure(
             stdin: Some(script.as_bytes()),
             ..RunOptions::new(settings.command)
         };
-        run(session, "tljh-config", "sudo -n sh -s", options).await?;
+        run_locked(session, "tljh-config", "sudo -n sh -s", options).await?;
     }
+    hubform_core::pause::pause_point("after-tljh-config-set");
 
     let reloads = tljh::reloads(change.diffs.iter().map(|d| d.name.as_str()));
     let secs = settings.reload.as_secs().max(1);
@@ -153,10 +227,11 @@ pub(crate) async fn configure(
         );
         let options = RunOptions {
             on_line: Some(&print),
+            label: Some(&command),
             ..RunOptions::new(settings.reload + Duration::from_secs(10))
         };
         let out = session
-            .run(&command, options)
+            .run(&locked(&command), options)
             .await
             .map_err(|e| Failure::new(format!("reload {what}: {e}")))?;
         if out.status != crate::ssh::Exit::Code(0) {
@@ -198,7 +273,7 @@ pub(crate) async fn upgrade(
         on_line: Some(&print),
         ..RunOptions::new(settings.install)
     };
-    run(session, "apt-get upgrade", command, options).await?;
+    run_locked(session, "apt-get upgrade", command, options).await?;
     Ok("packages upgraded".to_owned())
 }
 
@@ -224,8 +299,10 @@ pub(crate) async fn packages(
             on_line: Some(&print),
             ..RunOptions::new(settings.packages)
         };
-        run(session, &format!("{manager} install"), &command, options).await?;
+        let what = format!("{manager} install");
+        run_locked(session, &what, &command, options).await?;
         done.push(format!("{manager}: {}", items.join(" ")));
+        hubform_core::pause::pause_point(&format!("after-{manager}-install"));
     }
     Ok(done.join("; "))
 }

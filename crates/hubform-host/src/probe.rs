@@ -25,7 +25,9 @@ section() { printf '\n==hubform:%s==\n' "$1"; }
 section os
 cat /etc/os-release
 section tljh
-if [ -x /opt/tljh/hub/bin/python3 ]; then
+# The installer links tljh-config last: without it an install was cut off
+# and is not there yet (running bootstrap again completes it).
+if [ -x /opt/tljh/hub/bin/python3 ] && [ -e /usr/bin/tljh-config ]; then
   v=$(timeout 20 /opt/tljh/hub/bin/python3 -c "import importlib.metadata as m; print(m.version('the-littlest-jupyterhub'))") || v=unknown
   echo "version=${v:-unknown}"
 fi

@@ -6,6 +6,7 @@
 //! contact, and the private key file of the server's key pair.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,8 @@ use hubform_core::plan::{Action, Change};
 use hubform_core::provider::{Failure, Progress};
 use tokio::sync::Mutex;
 
-use crate::actions::lines_to;
-use crate::actions::{configure, install, packages, probe, run, upgrade};
+use crate::actions::{configure, install, packages, probe, upgrade};
+use crate::actions::{lines_to, refreshed, run_locked};
 use crate::probe::{normalise, Facts};
 use crate::ssh::{HostKeyPolicy, RunOptions, Session, SshSettings, Target};
 use crate::verify::{checks, verified, verify};
@@ -36,6 +37,12 @@ pub struct HostSettings {
     pub packages: Duration,
     /// `tljh-config reload`, which can hang forever on its own.
     pub reload: Duration,
+    /// How many times an action is tried in all when its SSH connection
+    /// is lost (1: never again).
+    pub attempts: u32,
+    /// The pause before trying again after a lost connection; it doubles
+    /// with each attempt.
+    pub retry_pause: Duration,
 }
 
 impl Default for HostSettings {
@@ -46,13 +53,18 @@ impl Default for HostSettings {
             install: Duration::from_secs(30 * 60),
             packages: Duration::from_secs(30 * 60),
             reload: Duration::from_secs(180),
+            attempts: 3,
+            retry_pause: Duration::from_secs(1),
         }
     }
 }
 
 impl HostSettings {
-    /// The defaults, with `HUBFORM_RELOAD_TIMEOUT_SECS` and
-    /// `HUBFORM_SSH_RETRY_SECS` from the environment.
+    /// The defaults, with from the environment
+    /// `HUBFORM_RELOAD_TIMEOUT_SECS`, `HUBFORM_SSH_RETRY_SECS` (how long
+    /// to keep connecting), `HUBFORM_SSH_TIMEOUT_SECS` (one connection
+    /// attempt or login) and `HUBFORM_SSH_KEEPALIVE_SECS` (the keepalive
+    /// interval; three unanswered ones end the connection).
     pub fn from_env(loopback_only: bool) -> HostSettings {
         let mut s = HostSettings::default();
         let secs = |name: &str| {
@@ -66,6 +78,12 @@ impl HostSettings {
         }
         if let Some(d) = secs("HUBFORM_SSH_RETRY_SECS") {
             s.ssh.connect_retries_for = d;
+        }
+        if let Some(d) = secs("HUBFORM_SSH_TIMEOUT_SECS") {
+            s.ssh.connect_timeout = d.max(Duration::from_secs(1));
+        }
+        if let Some(d) = secs("HUBFORM_SSH_KEEPALIVE_SECS") {
+            s.ssh.keepalive_interval = d;
         }
         s.ssh.loopback_only = loopback_only;
         s
@@ -120,8 +138,22 @@ impl Host {
             }
             let pin = live.get_extra("host_key").unwrap_or_default();
             self.pins.lock().await.insert(key.clone(), pin.to_owned());
-            let session = self.session(aws, desired, key, false).await?;
-            let facts = probe(&session, &checks(desired, key)).await?;
+            let checks = checks(desired, key);
+            let what = "the host probe";
+            let facts = self
+                .with_reconnects(
+                    aws,
+                    desired,
+                    key,
+                    false,
+                    what,
+                    None,
+                    |s, _| {
+                        let checks = &checks;
+                        async move { probe(&s, checks).await }
+                    },
+                )
+                .await?;
             add_lives(desired, key, &facts, observed);
             for problem in verify(desired, key, &facts) {
                 observed.notes.push(Note {
@@ -167,7 +199,6 @@ impl Host {
         size_gb: i64,
         progress: &dyn Progress,
     ) -> Result<String, Failure> {
-        let session = self.session(aws, desired, key, true).await?;
         let want = u64::try_from(size_gb).unwrap_or(0) << 30;
         let script = format!(
             "set -e
@@ -194,13 +225,21 @@ findmnt -bno SIZE /
             on_line: Some(&print),
             ..RunOptions::new(self.settings.install)
         };
-        let out = run(
-            &session,
-            "growing the root file system",
-            "sudo -n sh -s",
-            options,
-        )
-        .await?;
+        let what = "growing the root file system";
+        let report = Some((progress, &id));
+        let out = self
+            .with_reconnects(
+                aws,
+                desired,
+                key,
+                true,
+                what,
+                report,
+                |s, _| async move {
+                    run_locked(&s, what, "sudo -n sh -s", options).await
+                },
+            )
+            .await?;
         let size = out.lines().last().and_then(|l| l.trim().parse().ok());
         Ok(format!(
             "root file system grown to {} GiB",
@@ -216,6 +255,7 @@ findmnt -bno SIZE /
         aws: &Aws,
         desired: &Desired,
     ) -> Vec<(ResourceId, Result<String, String>)> {
+        hubform_core::pause::pause_point("before-verify");
         let mut results = Vec::new();
         for install in desired.of_kind(Kind::Tljh) {
             let key = &install.id.key;
@@ -227,10 +267,13 @@ findmnt -bno SIZE /
                 .iter()
                 .map(|item| item.split("==").next().unwrap_or(item).to_owned())
                 .collect();
-            let facts = match self.session(aws, desired, key, true).await {
-                Ok(session) => probe(&session, &checks).await,
-                Err(e) => Err(e),
-            };
+            let what = "the verification";
+            let facts = self
+                .with_reconnects(aws, desired, key, true, what, None, |s, _| {
+                    let checks = &checks;
+                    async move { probe(&s, checks).await }
+                })
+                .await;
             let result = match facts {
                 Err(e) => Err(e.message),
                 Ok(facts) => {
@@ -259,26 +302,134 @@ findmnt -bno SIZE /
             // The host goes with its server; nothing is uninstalled.
             return Ok("left on the server".to_owned());
         }
+        let what = match change.id.kind {
+            Kind::Tljh => "the TLJH install",
+            Kind::TljhConfig => "the tljh-config change",
+            Kind::System => "the system upgrade",
+            Kind::Packages => "the package install",
+            _ => {
+                return Err(Failure::new(format!(
+                    "{} is not a host resource",
+                    change.id
+                )))
+            }
+        };
         let key = &change.id.key;
-        let session = self.session(aws, desired, key, true).await?;
+        let report = Some((progress, &change.id));
+        self.with_reconnects(aws, desired, key, true, what, report, |s, n| {
+            async move { self.act(&s, desired, change, progress, n).await }
+        })
+        .await
+    }
+
+    /// Attempt `attempt` (from 1) of one host change.
+    async fn act(
+        &self,
+        session: &Session,
+        desired: &Desired,
+        change: &Change,
+        progress: &dyn Progress,
+        attempt: u32,
+    ) -> Result<String, Failure> {
+        let again = attempt > 1;
+        let settings = &self.settings;
         match change.id.kind {
             Kind::Tljh => {
                 let base = &self.base_dir;
-                install(&session, change, base, &self.settings, progress).await
+                install(session, change, base, settings, progress, again).await
+            }
+            Kind::TljhConfig if again => {
+                // Some writes may have happened: start from what is there.
+                let key = &change.id.key;
+                let facts = probe(session, &checks(desired, key)).await?;
+                let change = refreshed(change, &facts);
+                // The lost run's reload may still spin on the server
+                // until its own timeout (TLJH polls `systemctl is-active`,
+                // whose output now goes to a dead pipe); the repeat waits
+                // for it on the lock.
+                let settings = HostSettings {
+                    command: settings.command + settings.reload,
+                    ..settings.clone()
+                };
+                configure(session, &change, &settings, progress).await
             }
             Kind::TljhConfig => {
-                configure(&session, change, &self.settings, progress).await
+                configure(session, change, settings, progress).await
             }
-            Kind::System => {
-                upgrade(&session, change, &self.settings, progress).await
+            Kind::System => upgrade(session, change, settings, progress).await,
+            _ => packages(session, change, settings, progress).await,
+        }
+    }
+
+    /// Runs `action` on server `key`'s session. When the connection is
+    /// lost while it runs (the session is closed afterwards), connects
+    /// again and repeats it, up to `settings.attempts` times in all,
+    /// pausing longer each time; `action` gets the attempt's number
+    /// (from 1). Every action on a host is safe to repeat (see
+    /// actions.rs); a timeout or a failing command is not repeated.
+    #[allow(clippy::too_many_arguments)] // one call per kind of action
+    async fn with_reconnects<T, F, Fut>(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        key: &str,
+        pin: bool,
+        what: &str,
+        report: Option<(&dyn Progress, &ResourceId)>,
+        mut action: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut(Arc<Session>, u32) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let attempts = self.settings.attempts.max(1);
+        let mut pause = self.settings.retry_pause;
+        let mut attempt = 1;
+        loop {
+            let session = match self.session(aws, desired, key, pin).await {
+                Ok(session) => session,
+                Err(e) if attempt > 1 => {
+                    return Err(Failure::new(format!(
+                        "server {key}: {}, after the ssh connection was lost \
+                         during {what}; once the server answers, run \
+                         hubform again: {what} is safe to repeat",
+                        e.message
+                    )))
+                }
+                Err(e) => {
+                    return Err(Failure::new(format!(
+                        "server {key}: {}",
+                        e.message
+                    )))
+                }
+            };
+            let failure = match action(Arc::clone(&session), attempt).await {
+                Ok(done) => return Ok(done),
+                Err(failure) if !session.is_closed() => return Err(failure),
+                Err(failure) => failure,
+            };
+            if attempt >= attempts {
+                return Err(Failure::new(format!(
+                    "server {key}: {}; gave up after {attempt} attempt(s). \
+                     Check that the server is up (hubform status), then run \
+                     hubform again: {what} is safe to repeat",
+                    failure.message
+                )));
             }
-            Kind::Packages => {
-                packages(&session, change, &self.settings, progress).await
+            let line = format!(
+                "{}; connecting again in {:.1} s to repeat {what} (attempt \
+                 {} of {attempts})",
+                failure.message,
+                pause.as_secs_f64(),
+                attempt + 1
+            );
+            match report {
+                Some((progress, id)) => progress.report(id, &line),
+                None => tracing::warn!(server = %key, "{line}"),
             }
-            _ => Err(Failure::new(format!(
-                "{} is not a host resource",
-                change.id
-            ))),
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            attempt += 1;
         }
     }
 

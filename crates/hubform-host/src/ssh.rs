@@ -112,6 +112,9 @@ pub struct RunOptions<'a> {
     /// Called with each line of stdout and stderr as it arrives, without
     /// its line ending, for progress.
     pub on_line: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// How messages and logs name the command, when not by its own first
+    /// words (a command wrapped in a lock is named by what it wraps).
+    pub label: Option<&'a str>,
 }
 
 impl RunOptions<'_> {
@@ -121,6 +124,7 @@ impl RunOptions<'_> {
             stdin: None,
             timeout,
             on_line: None,
+            label: None,
         }
     }
 }
@@ -131,6 +135,7 @@ impl fmt::Debug for RunOptions<'_> {
             .field("stdin_bytes", &self.stdin.map(<[u8]>::len))
             .field("timeout", &self.timeout)
             .field("on_line", &self.on_line.is_some())
+            .field("label", &self.label)
             .finish()
     }
 }

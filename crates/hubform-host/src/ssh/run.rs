@@ -69,7 +69,7 @@ impl Session {
         command: &str,
         options: RunOptions<'_>,
     ) -> Result<Output, SshError> {
-        let summary = summarize(command);
+        let summary = summarize(options.label.unwrap_or(command));
         let started = Instant::now();
         let deadline = started + options.timeout;
 
