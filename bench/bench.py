@@ -173,9 +173,7 @@ class Bench:
         floor = Sample("floor")
         plan_cmd = ([self.args.hubform, "plan", spec],
                     self.hubform_env(folder), folder)
-        floor_cmd = ([self.args.floor, "ap-south-1", WORKSHOP, "ec2-admin",
-                      IMAGE_OWNER, IMAGE_PATTERN],
-                     self.hubform_env(folder), folder)
+        floor_cmd = self.floor([WORKSHOP], ["ec2-admin"], folder)
         for round_ in range(self.runs + 1):
             kept = round_ > 0
             self.one(plan_cmd, "noop-plan.log", plan if kept else None)
@@ -206,14 +204,27 @@ class Bench:
             sys.exit(f"bench: applying {failed[0]} failed; see "
                      f"{self.out}/fleet-setup.log")
 
-        samples = [Sample(f"drift over {n}") for n in FLEET_SIZES]
+        drifts = [Sample(f"drift over {n}") for n in FLEET_SIZES]
+        floors = [Sample(f"floor over {n}") for n in FLEET_SIZES]
         for round_ in range(self.runs + 1):
-            for n, sample in zip(FLEET_SIZES, samples):
+            kept = round_ > 0
+            for n, drift, floor in zip(FLEET_SIZES, drifts, floors):
                 command = ([self.args.hubform, "drift", *paths[:n]],
                            self.hubform_env(folder), folder)
                 self.one(command, f"fleet-drift-{n}.log",
-                         sample if round_ > 0 else None)
-        return samples
+                         drift if kept else None)
+                command = self.floor(
+                    [f"fleet-{i:02}" for i in range(1, n + 1)],
+                    [f"ec2-admin-{i:02}" for i in range(1, n + 1)], folder)
+                self.one(command, f"fleet-floor-{n}.log",
+                         floor if kept else None)
+        return drifts + floors
+
+    def floor(self, workshops, users, folder):
+        """The floor's command for these workshops and IAM users."""
+        return ([self.args.floor, "ap-south-1", ",".join(workshops),
+                 ",".join(users), IMAGE_OWNER, IMAGE_PATTERN],
+                self.hubform_env(folder), folder)
 
     def fleet_apply(self, spec):
         """Applies one fleet spec; the world's request count is not

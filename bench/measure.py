@@ -1,10 +1,11 @@
 """Timing whole processes: wall time from a monotonic clock around the
-child's whole life, peak memory from the kernel's accounting of the
-finished child (wait4), and the AWS requests the world counted."""
+child's whole life, peak memory from GNU time (the kernel's accounting of
+the finished child), and the AWS requests the world counted."""
 
-import os
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -57,26 +58,37 @@ class Sample:
         return sorted({r.code for r in self.runs})
 
 
+# GNU time reports its child's peak RSS. The bench cannot read it itself:
+# a child inherits the peak of the process that forked it (Linux keeps it
+# across exec), and the bench's Python is bigger than some of the tools.
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
 def run(argv, env, cwd, log, world):
     """Runs `argv` once to the end, its output appended to `log`, and
     returns its Run with the requests the world counted meanwhile."""
+    argv = [str(a) for a in argv]
     world.forget()
-    with open(log, "ab") as out:
-        out.write(f"\n$ {' '.join(map(str, argv))}\n".encode())
+    with open(log, "ab") as out, tempfile.NamedTemporaryFile() as peak:
+        out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
+        if TIME:
+            argv = [TIME, "-f", "%M", "-o", peak.name, *argv]
         start = time.monotonic()
-        child = subprocess.Popen(
-            [str(a) for a in argv], env=env, cwd=cwd, stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
+        code = subprocess.run(
+            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        ).returncode
         wall = time.monotonic() - start
-    code = os.waitstatus_to_exitcode(status)
-    with open(log, "ab") as out:
         out.write(f"[exit {code}, {wall:.3f} s]\n".encode())
-    # ru_maxrss is in KiB; the targets are in MB.
-    rss_mb = usage.ru_maxrss * 1024 / 1e6
+        rss_mb = kib_to_mb(peak.read()) if TIME else float("nan")
     return Run(wall, rss_mb, code, dict(world.requests()))
+
+
+def kib_to_mb(text):
+    """GNU time's %M (KiB; its last line) in MB, as the targets are."""
+    lines = text.decode().split()
+    return int(lines[-1]) * 1024 / 1e6 if lines else float("nan")
 
 
 def paired_ratios(a, b):

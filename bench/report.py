@@ -116,23 +116,33 @@ def noop_rows(t, samples, peers):
 
 def fleet_rows(t, samples):
     t.heading("Fleet drift: 50 workshops in one account")
-    one, last = samples[0], samples[-1]
-    for sample in samples:
-        if sample is last:
+    half = len(samples) // 2
+    drifts, floors = samples[:half], samples[half:]
+    one, last = drifts[0], drifts[-1]
+    for drift, floor in zip(drifts, floors):
+        if drift is last:
             r = median(paired_ratios(last, one))
-            sample_row(t, sample, f"{r:.2f}x over 1",
+            sample_row(t, drift, f"{r:.2f}x over 1",
                        f"<= {DRIFT_50_VS_1:g}x: {verdict(r <= DRIFT_50_VS_1)}")
         else:
-            sample_row(t, sample)
-        if sample.codes() != [0]:
-            t.note(f"exit codes {sample.codes()} (2 = drift found, 1 = "
+            sample_row(t, drift)
+        if drift.codes() != [0]:
+            t.note(f"exit codes {drift.codes()} (2 = drift found, 1 = "
                    "error): see its log")
+        r = median(paired_ratios(drift, floor))
+        sample_row(t, floor, f"drift {r:.2f}x this")
+    r = median(paired_ratios(floors[-1], floors[0]))
+    t.note(f"the floor itself: {r:.2f}x over 50 workshops as over 1 "
+           "(the stand-in's share)")
+    per_kind_rows(t, one, last)
+
+
+def per_kind_rows(t, one, last):
+    """The requests of drift over one and over all, kind by kind."""
     few, _ = one.requests()
     many, _ = last.requests()
-    grows = {k: (few.get(k, 0), many[k]) for k in many
-             if many[k] > few.get(k, 0)}
-    per_kind = not grows
-    t.note(f"requests per kind, not per workshop: {verdict(per_kind)}")
+    grows = [k for k in many if many[k] > few.get(k, 0)]
+    t.note(f"requests per kind, not per workshop: {verdict(not grows)}")
     for kind, n in sorted(many.items()):
         growth = f" (over 1: {few.get(kind, 0)})" if kind in grows else ""
         t.note(f"  {kind}: {n}{growth}")

@@ -1,8 +1,9 @@
 """The bench's world: one moto_server and the test proxy in front of it,
 both on free 127.0.0.1 ports, shared by every tool the bench runs.
 
-Every tool talks to the proxy (tests/harness/proxy.py), which counts each
-AWS request by service and action; moto is reset between scenarios. Two of
+Every tool talks to the proxy (tests/harness/proxy.py, run by
+bench/proxy.py without Nagle's delay), which counts each AWS request by
+service and action; moto is reset between scenarios. Two of
 the proxy's always-on rules are switched off for the bench because they
 model AWS behaviour the peers cannot sit through on a stand-in: the
 `pending` phase after a launch (awscli's and Ansible's waiters poll every
@@ -21,7 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+REGION = "ap-south-1"  # the example's Region
 # Requests to 127.0.0.1 must never go through an HTTP proxy of the machine.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -80,7 +83,7 @@ class World:
         port_file = Path(tempfile.mkdtemp(dir=self.work)) / "proxy.port"
         log = open(self.work / "proxy.log", "wb")
         self.proxy = subprocess.Popen(
-            [self.venv / "bin/python", ROOT / "tests/harness/proxy.py",
+            [self.venv / "bin/python", ROOT / "bench/proxy.py",
              "--upstream", self.moto_url, "--port-file", port_file],
             env=clean_env(), stdout=log, stderr=log,
             stdin=subprocess.DEVNULL,
@@ -123,9 +126,27 @@ class World:
     def reset(self):
         """An empty account again (moto keeps its AMI catalogue)."""
         http(f"{self.moto_url}/moto-api/reset", "POST", {})
+        self.warm()
         self.control("POST", "reset")
         self.relax()
         self.forget()
+
+    def warm(self):
+        """One IAM, STS and EC2 call straight to moto (not counted):
+        after a reset moto sets up each service's backend on its first
+        call, loading the AWS managed policies and the AMI catalogue,
+        which takes seconds that AWS itself never charges and that would
+        otherwise be billed to whichever tool runs first."""
+        import boto3  # moto's own dependency; slow to import, so here
+
+        def client(service):
+            return boto3.session.Session().client(
+                service, endpoint_url=self.moto_url, region_name=REGION,
+                aws_access_key_id="testing", aws_secret_access_key="testing")
+
+        client("iam").list_groups()
+        client("sts").get_caller_identity()
+        client("ec2").describe_key_pairs()
 
     def forget(self):
         """Starts a new count of requests."""

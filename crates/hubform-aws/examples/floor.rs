@@ -1,13 +1,15 @@
-//! The bench's floor: the least a program can do to observe one workshop
-//! with the AWS SDK hubform uses. It makes the eight describe calls of a
-//! no-op `hubform plan` (IAM account details, the user's access keys, key
+//! The bench's floor: the least a program can do to observe workshops
+//! with the AWS SDK hubform uses. It makes the describe calls of a no-op
+//! `hubform plan` (IAM account details, each user's access keys, key
 //! pairs, security groups, the image lookup, instances, volumes, Elastic
-//! IPs) all at once, prints how many objects each found and exits: no
-//! spec, no planner, no retries beyond the SDK's defaults.
+//! IPs; EC2 filtered by the workshops' tag) all at once, prints how many
+//! objects each found and exits: no spec, no planner, no retries beyond
+//! the SDK's defaults. For one workshop with one user that is eight calls.
 //!
 //! ```text
-//! AWS_ENDPOINT_URL=http://127.0.0.1:PORT \
-//!     floor REGION WORKSHOP IAM_USER IMAGE_OWNER IMAGE_NAME_PATTERN
+//! AWS_ENDPOINT_URL=http://127.0.0.1:PORT floor REGION \
+//!     WORKSHOP[,WORKSHOP…] IAM_USER[,IAM_USER…] \
+//!     IMAGE_OWNER IMAGE_NAME_PATTERN
 //! ```
 //!
 //! It only talks to a loopback endpoint, named by `AWS_ENDPOINT_URL`: it
@@ -19,6 +21,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_iam::types::EntityType;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use futures::future::join_all;
 
 /// The tag hubform puts on every EC2 object of a workshop.
 const WORKSHOP_TAG: &str = "tag:hubform:workshop";
@@ -30,8 +33,8 @@ const LIVE_STATES: [&str; 5] =
 /// What to observe, from the command line.
 struct Target {
     region: String,
-    workshop: String,
-    user: String,
+    workshops: Vec<String>,
+    users: Vec<String>,
     owner: String,
     pattern: String,
 }
@@ -68,26 +71,34 @@ fn target(args: Vec<String>) -> Result<Target, String> {
              {endpoint:?}: the floor only talks to a local stand-in"
         ));
     }
-    let [region, workshop, user, owner, pattern] =
+    let [region, workshops, users, owner, pattern] =
         <[String; 5]>::try_from(args).map_err(|_| {
-            "usage: floor REGION WORKSHOP IAM_USER IMAGE_OWNER \
-             IMAGE_NAME_PATTERN"
+            "usage: floor REGION WORKSHOP[,WORKSHOP…] IAM_USER[,IAM_USER…] \
+             IMAGE_OWNER IMAGE_NAME_PATTERN"
                 .to_owned()
         })?;
+    let list = |s: String| s.split(',').map(str::to_owned).collect();
     Ok(Target {
         region,
-        workshop,
-        user,
+        workshops: list(workshops),
+        users: list(users),
         owner,
         pattern,
     })
 }
 
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
+fn filter(name: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
 }
 
-/// The eight calls at once; a line of what each found.
+fn one(value: &str) -> Vec<String> {
+    vec![value.to_owned()]
+}
+
+/// All calls at once; a line of what they found.
 async fn observe(t: &Target) -> Result<String, String> {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(t.region.clone()))
@@ -95,14 +106,19 @@ async fn observe(t: &Target) -> Result<String, String> {
         .await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let iam = aws_sdk_iam::Client::new(&config);
-    let ours = || filter(WORKSHOP_TAG, &t.workshop);
+    let ours = || filter(WORKSHOP_TAG, &t.workshops);
+    let live = LIVE_STATES.map(str::to_owned);
 
     let calls = tokio::join!(
         iam.get_account_authorization_details()
             .filter(EntityType::Group)
             .filter(EntityType::User)
             .send(),
-        iam.list_access_keys().user_name(&t.user).send(),
+        join_all(
+            t.users
+                .iter()
+                .map(|u| iam.list_access_keys().user_name(u).send())
+        ),
         ec2.describe_key_pairs()
             .filters(ours())
             .include_public_key(true)
@@ -110,18 +126,13 @@ async fn observe(t: &Target) -> Result<String, String> {
         ec2.describe_security_groups().filters(ours()).send(),
         ec2.describe_images()
             .owners(&t.owner)
-            .filters(filter("name", &t.pattern))
-            .filters(filter("architecture", "x86_64"))
-            .filters(filter("state", "available"))
+            .filters(filter("name", &one(&t.pattern)))
+            .filters(filter("architecture", &one("x86_64")))
+            .filters(filter("state", &one("available")))
             .send(),
         ec2.describe_instances()
             .filters(ours())
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(LIVE_STATES.map(str::to_owned).to_vec()))
-                    .build()
-            )
+            .filters(filter("instance-state-name", &live))
             .send(),
         ec2.describe_volumes().filters(ours()).send(),
         ec2.describe_addresses().filters(ours()).send(),
@@ -130,7 +141,12 @@ async fn observe(t: &Target) -> Result<String, String> {
     let (details, keys, pairs, groups, images, instances, volumes, eips) =
         calls;
     let details = answer("GetAccountAuthorizationDetails", details)?;
-    let keys = answer("ListAccessKeys", keys)?;
+    let mut access_keys = 0;
+    for listed in keys {
+        access_keys += answer("ListAccessKeys", listed)?
+            .access_key_metadata()
+            .len();
+    }
     let pairs = answer("DescribeKeyPairs", pairs)?;
     let groups = answer("DescribeSecurityGroups", groups)?;
     let images = answer("DescribeImages", images)?;
@@ -144,11 +160,11 @@ async fn observe(t: &Target) -> Result<String, String> {
         .map(|r| r.instances().len())
         .sum();
     Ok(format!(
-        "groups {} users {} access_keys {} key_pairs {} security_groups {} \
-         images {} instances {servers} volumes {} addresses {}",
+        "groups {} users {} access_keys {access_keys} key_pairs {} \
+         security_groups {} images {} instances {servers} volumes {} \
+         addresses {}",
         details.group_detail_list().len(),
         details.user_detail_list().len(),
-        keys.access_key_metadata().len(),
         pairs.key_pairs().len(),
         groups.security_groups().len(),
         images.images().len(),
