@@ -623,7 +623,7 @@ if b'install' in argv and b'hubform-tiny-b' in argv:
 ";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_connection_lost_during_a_package_install_converges_on_reapply() {
+async fn a_reboot_during_a_package_install_is_ridden_out() {
     let w = Workshop::applied("").await;
     let host = &w.tljh.host;
     let site = host
@@ -674,7 +674,9 @@ async fn a_connection_lost_during_a_package_install_converges_on_reapply() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    // The reboot ended pip and freed the hold (/tmp starts empty): the
+    // apply connected again, with the same pinned key, and installed.
+    assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("pip install"), "{text}");
     assert!(
         text.contains(&format!(
@@ -683,9 +685,7 @@ async fn a_connection_lost_during_a_package_install_converges_on_reapply() {
         )),
         "{text}"
     );
-    assert!(!host.ssh(import).status.success(), "not installed yet");
-
-    w.apply();
+    assert!(text.contains("connecting again in"), "{text}");
     host.ssh_ok(import);
     w.plan_no_changes();
 }
