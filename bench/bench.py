@@ -18,6 +18,7 @@ from pathlib import Path
 import measure
 import report
 import specs
+from host import TestHost
 from measure import Sample
 from world import ROOT, World, clean_env
 
@@ -55,6 +56,7 @@ class Bench:
         self.runs = args.runs
         self.peers = Path(args.peers) if args.peers else None
         self.peers_venv = Path(args.peers_venv) if args.peers_venv else None
+        self.host_skipped = "not run"
 
     # ----------------------------------------------------------- commands
 
@@ -162,23 +164,19 @@ class Bench:
 
     def noop(self):
         """No-op plans: hubform plan and the floor in turn on hubform's
-        workshop, then Ansible's check mode on Ansible's."""
+        workshop (with the host probe's plan when a test host can run),
+        then Ansible's check mode on Ansible's."""
         self.world.reset()
         folder = self.fresh("noop/hubform")
         spec = folder / "workshop.yaml"
         spec.write_text(specs.example_aws_part())
-        self.must(self.hubform_apply(spec), "noop-setup.log")
-
-        plan = Sample("hubform plan")
-        floor = Sample("floor")
-        plan_cmd = ([self.args.hubform, "plan", spec],
-                    self.hubform_env(folder), folder)
-        floor_cmd = self.floor([WORKSHOP], ["ec2-admin"], folder)
-        for round_ in range(self.runs + 1):
-            kept = round_ > 0
-            self.one(plan_cmd, "noop-plan.log", plan if kept else None)
-            self.one(floor_cmd, "noop-floor.log", floor if kept else None)
-        samples = [plan, floor]
+        host = self.lend_host(folder)
+        try:
+            self.must(self.hubform_apply(spec), "noop-setup.log")
+            samples = self.hubform_noop(folder, spec, host)
+        finally:
+            if host:
+                host.stop(self.out / "host.log")
 
         if self.peers:
             self.world.reset()
@@ -190,6 +188,45 @@ class Bench:
                          "noop-ansible.log", check if round_ > 0 else None)
             samples.append(check)
         return samples
+
+    def lend_host(self, folder):
+        """A test host whose login key is the workshop's key pair file,
+        so that a plan of the whole example can probe it; None when no
+        test host can run here."""
+        self.host_skipped = TestHost.possible()
+        if self.host_skipped:
+            return None
+        host = TestHost(self.out / "host")
+        host.start(self.out / "host.log")
+        keys = folder / "keys"
+        keys.mkdir()
+        key = keys / "workshop-central-asia.pem"
+        shutil.copyfile(host.login_key, key)
+        key.chmod(0o400)
+        return host
+
+    def hubform_noop(self, folder, spec, host):
+        """hubform plan, the floor and, with a host, the whole example's
+        plan, in turn."""
+        env = self.hubform_env(folder)
+        commands = [
+            (Sample("hubform plan"), "plan",
+             [self.args.hubform, "plan", spec]),
+            (Sample("floor (same calls at once)"), "floor",
+             self.floor([WORKSHOP], ["ec2-admin"], folder)[0]),
+        ]
+        if host:
+            whole = folder / "whole.yaml"
+            whole.write_text(specs.EXAMPLE.read_text())
+            commands.append((
+                Sample("hubform plan + host probe"), "probe",
+                [self.args.hubform, "plan", "--ssh-endpoint", host.endpoint,
+                 whole]))
+        for round_ in range(self.runs + 1):
+            for sample, slug, argv in commands:
+                self.one((argv, env, folder), f"noop-{slug}.log",
+                         sample if round_ > 0 else None)
+        return [sample for sample, _, _ in commands]
 
     def fleet(self):
         """Drift over 1, 10 and 50 workshops of one account, in turn in
@@ -264,6 +301,7 @@ def main():
             if part in parts:
                 print(f"bench: {part}…", file=sys.stderr, flush=True)
                 results[part] = getattr(bench, part)()
+        results["host_skipped"] = bench.host_skipped
     finally:
         world.stop()
 
