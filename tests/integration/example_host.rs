@@ -51,7 +51,7 @@ fn insert_after(text: &str, line: &str, added: &[String]) -> String {
 /// bootstrap.py is the double's, the test host's stand-ins for ports 80
 /// and 443, and Let's Encrypt's staging service (the ACME double's
 /// certificates are not trusted by browsers either).
-fn offline_example(tljh: &TljhHost) -> String {
+pub(crate) fn offline_example(tljh: &TljhHost) -> String {
     let bootstrap = workspace_root().join("tests/harness/tljh/bootstrap.py");
     let text = full_spec_text(EXAMPLE);
     let text = insert_after(

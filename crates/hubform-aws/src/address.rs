@@ -22,6 +22,7 @@ pub async fn execute(aws: &Aws, change: &Change) -> Result<String, Failure> {
         Action::Create | Action::Replace => {
             let (allocation, ip) = allocate(aws, id).await?;
             associate(aws, id, &allocation).await?;
+            hubform_core::pause::pause_point("after-associate-address");
             Ok(format!("{allocation}, {ip}"))
         }
         Action::Update => {

@@ -131,6 +131,7 @@ pub async fn user(aws: &Aws, change: &Change) -> Result<String, Failure> {
             Err(e) if is(&e, &["EntityAlreadyExists"]) => {}
             Err(e) => return Err(failure("CreateUser", &e)),
         }
+        hubform_core::pause::pause_point("after-create-user");
     }
 
     let (old, new) = set_change(change, "groups");
@@ -204,6 +205,7 @@ async fn create_access_key(
     let Some(key) = out.access_key() else {
         return Err(Failure::new("CreateAccessKey returned no key"));
     };
+    hubform_core::pause::pause_point("after-create-access-key");
     let contents = format!(
         "[{user}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
         key.access_key_id(),

@@ -225,6 +225,7 @@ impl Aws {
             .send()
             .await
             .map_err(|e| error::failure("CreateTags", &e))?;
+        hubform_core::pause::pause_point("after-pin-host-key");
         Ok(())
     }
 

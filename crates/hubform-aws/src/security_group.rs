@@ -69,6 +69,7 @@ async fn create(aws: &Aws, change: &Change) -> Result<String, Failure> {
         .await
         .map_err(|e| failure("CreateSecurityGroup", &e))?;
     let group_id = out.group_id().unwrap_or_default().to_owned();
+    hubform_core::pause::pause_point("after-create-security-group");
     aws.remember(&change.id, &group_id);
 
     // A new group comes with "all traffic out"; that is the live egress.
