@@ -53,6 +53,54 @@ pub enum Command {
     Import(ImportArgs),
     /// Print the JSON Schema of specs.
     Schema,
+    /// Write a commented starter spec (asks, or --yes for defaults).
+    Init(InitArgs),
+    /// Check credentials, Region, VPC, quotas, SSH and DNS, with fixes.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(CompletionsArgs),
+}
+
+/// Options of init.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the spec.
+    #[arg(default_value = "workshop.yaml")]
+    pub spec: PathBuf,
+
+    /// Ask nothing: take the defaults (and any answer given as a flag).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of doctor.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A workshop spec: also check its Region, SSH and DNS.
+    pub spec: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// The Region to check when no spec is given.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// SSH to HOST:PORT instead of the server's address.
+    #[arg(long, value_name = "HOST:PORT", env = "HUBFORM_SSH_ENDPOINT")]
+    pub ssh_endpoint: Option<String>,
+}
+
+/// Options of completions.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_parser = ["bash", "zsh", "fish"])]
+    pub shell: String,
 }
 
 /// A spec file.
@@ -115,6 +163,14 @@ pub struct PlanArgs {
     /// Save the plan to FILE for `hubform apply --plan FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// `deny` makes lint warnings errors (exit 1).
+    #[arg(long, value_name = "LEVEL", default_value = "warn", value_parser = ["warn", "deny"])]
+    pub lint: String,
+
+    /// A price table to use instead of the built-in one.
+    #[arg(long, value_name = "FILE", env = "HUBFORM_PRICES")]
+    pub prices: Option<PathBuf>,
 }
 
 /// Options of apply and destroy.

@@ -8,8 +8,11 @@ use crate::cli::Command;
 
 mod apply;
 mod backup;
+mod completions;
+mod doctor;
 mod drift;
 mod import;
+mod init;
 mod output;
 mod plan;
 mod status;
@@ -64,6 +67,9 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Backups(args) => backup::list(&args).await,
         Command::Status(args) => status::run(&args).await,
         Command::Import(args) => import::run(&args).await,
+        Command::Init(args) => init::run(&args),
+        Command::Doctor(args) => doctor::run(&args).await,
+        Command::Completions(args) => completions::run(&args),
         Command::Schema => {
             print!("{}", hubform_core::spec::json_schema());
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,1 @@
+//! Tests of issue 7, filled in by its builder.
