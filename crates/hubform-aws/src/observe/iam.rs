@@ -43,7 +43,7 @@ pub async fn describe_iam(aws: &Aws) -> Result<IamDetails, Failure> {
 
 /// The workshop's IAM objects among the account's: those under its path.
 /// Access keys are not in the account details: one `ListAccessKeys` per
-/// user of the workshop.
+/// user of the workshop, concurrently.
 pub async fn iam_lives(
     aws: &Aws,
     desired: &Desired,
@@ -82,20 +82,14 @@ pub async fn iam_lives(
         }
     }
 
-    for (id, name, group_list) in ours {
-        let keys = aws
-            .iam
-            .list_access_keys()
-            .user_name(&name)
-            .send()
-            .await
-            .map_err(|e| failure("ListAccessKeys", &e))?;
-        let has_key = !keys.access_key_metadata().is_empty();
-        let key_ids: Vec<&str> = keys
-            .access_key_metadata()
-            .iter()
-            .filter_map(|k| k.access_key_id())
-            .collect();
+    // One call per user, all at once: IAM has no call that lists the
+    // access keys of many users (the credential report is hours stale).
+    let listed = futures::future::try_join_all(
+        ours.iter().map(|(_, name, _)| access_keys(aws, name)),
+    )
+    .await?;
+    for ((id, name, group_list), key_ids) in ours.into_iter().zip(listed) {
+        let has_key = !key_ids.is_empty();
         if has_key {
             lost_secret_note(aws, desired, &id, &mut observed);
         }
@@ -106,6 +100,22 @@ pub async fn iam_lives(
         insert(&mut observed, id, live);
     }
     Ok(observed)
+}
+
+/// The ids of `user`'s access keys: one `ListAccessKeys`.
+async fn access_keys(aws: &Aws, user: &str) -> Result<Vec<String>, Failure> {
+    let out = aws
+        .iam
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| failure("ListAccessKeys", &e))?;
+    Ok(out
+        .access_key_metadata()
+        .iter()
+        .map(|k| k.access_key_id().unwrap_or_default().to_owned())
+        .collect())
 }
 
 fn lost_secret_note(
