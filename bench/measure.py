@@ -16,6 +16,7 @@ class Run:
 
     wall: float  # seconds
     rss_mb: float  # peak resident set of the child, MB
+    cpu: float  # user + system seconds of the child and what it waited for
     code: int
     requests: dict  # 'service:Action' -> count
 
@@ -37,6 +38,10 @@ class Sample:
     def spread(self):
         """(min, max) wall seconds."""
         return min(self.walls()), max(self.walls())
+
+    def cpu(self):
+        """Median CPU seconds."""
+        return statistics.median(r.cpu for r in self.runs)
 
     def rss(self):
         """Median and max peak RSS in MB."""
@@ -73,7 +78,7 @@ def run(argv, env, cwd, log, world):
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
         if TIME:
-            argv = [TIME, "-f", "%M", "-o", peak.name, *argv]
+            argv = [TIME, "-f", "%M %U %S", "-o", peak.name, *argv]
         start = time.monotonic()
         code = subprocess.run(
             argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
@@ -81,14 +86,22 @@ def run(argv, env, cwd, log, world):
         ).returncode
         wall = time.monotonic() - start
         out.write(f"[exit {code}, {wall:.3f} s]\n".encode())
-        rss_mb = kib_to_mb(peak.read()) if TIME else float("nan")
-    return Run(wall, rss_mb, code, dict(world.requests()))
+        rss_mb, cpu = usage(peak.read()) if TIME else (NAN, NAN)
+    return Run(wall, rss_mb, cpu, code, dict(world.requests()))
 
 
-def kib_to_mb(text):
-    """GNU time's %M (KiB; its last line) in MB, as the targets are."""
-    lines = text.decode().split()
-    return int(lines[-1]) * 1024 / 1e6 if lines else float("nan")
+NAN = float("nan")
+
+
+def usage(text):
+    """Peak RSS in MB (the targets' unit) and CPU seconds from GNU time's
+    last line, '%M %U %S' (KiB, seconds, seconds)."""
+    lines = text.decode().strip().splitlines()
+    try:
+        kib, user, system = lines[-1].split()
+        return int(kib) * 1024 / 1e6, float(user) + float(system)
+    except (IndexError, ValueError):
+        return NAN, NAN
 
 
 def paired_ratios(a, b):

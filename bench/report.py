@@ -36,7 +36,7 @@ def verdict(ok):
 class Table:
     """Rows of fixed-width columns."""
 
-    WIDTHS = (34, 24, 13, 7, 22)
+    WIDTHS = (28, 24, 8, 13, 7, 21)
 
     def __init__(self):
         self.lines = []
@@ -45,10 +45,10 @@ class Table:
         self.lines += ["", text]
 
     def row(self, *cells):
-        cells = list(cells) + [""] * (6 - len(cells))
+        cells = list(cells) + [""] * (7 - len(cells))
         text = "  " + "".join(
             str(c).ljust(w) for c, w in zip(cells, self.WIDTHS))
-        self.lines.append((text + str(cells[5])).rstrip())
+        self.lines.append((text + str(cells[6])).rstrip())
 
     def note(self, text):
         self.lines.append(f"    {text}")
@@ -56,8 +56,8 @@ class Table:
 
 def sample_row(table, sample, ratio="", target=""):
     rss, _ = sample.rss()
-    table.row(sample.name, wall(sample), requests(sample), f"{rss:.0f}",
-              ratio, target)
+    table.row(sample.name, wall(sample), f"{sample.cpu():.2f}",
+              requests(sample), f"{rss:.0f}", ratio, target)
     if sample.codes() != [0] and not sample.name.startswith("drift"):
         table.note(f"exit codes {sample.codes()}: see its log")
 
@@ -68,8 +68,8 @@ def table(results, peers):
                    f"{results['build']} build; median of {results['runs']} "
                    f"runs after 1 warm-up")
     t.lines.append("")
-    t.row("", "wall s median (min-max)", "AWS requests", "RSS MB",
-          "ratio", "target")
+    t.row("", "wall s median (min-max)", "cpu s", "AWS requests",
+          "RSS MB", "ratio", "target")
     if "cold" in results:
         cold_rows(t, results["cold"], peers)
     if "noop" in results:
@@ -90,10 +90,10 @@ def cold_rows(t, samples, peers):
         return
     awscli, ansible = samples[1], samples[2]
     r = median(paired_ratios(awscli, hubform))
-    sample_row(t, awscli, f"{r:.1f}x hubform",
+    sample_row(t, awscli, f"hubform {r:.1f}x faster",
                f">= {COLD_VS_AWSCLI:g}x: {verdict(r >= COLD_VS_AWSCLI)}")
     r = median(paired_ratios(ansible, hubform))
-    sample_row(t, ansible, f"{r:.1f}x hubform")
+    sample_row(t, ansible, f"hubform {r:.1f}x faster")
 
 
 def noop_rows(t, samples, peers, host_skipped):
@@ -110,7 +110,7 @@ def noop_rows(t, samples, peers, host_skipped):
     if peers:
         check = by_name["ansible-playbook --check"]
         r = check.wall() / plan.wall()
-        sample_row(t, check, f"{r:.0f}x plan",
+        sample_row(t, check, f"plan {r:.0f}x faster",
                    f">= {NOOP_VS_ANSIBLE:g}x: {verdict(r >= NOOP_VS_ANSIBLE)}")
     probe = by_name.get("hubform plan + host probe")
     if probe is None:
@@ -159,7 +159,7 @@ def per_kind_rows(t, one, last):
 def rss_rows(t, plan):
     t.heading("Peak memory")
     rss, high = plan.rss()
-    t.row("hubform plan (max of runs)", "", "", f"{high:.0f}", "",
+    t.row("hubform plan (max of runs)", "", "", "", f"{high:.0f}", "",
           f"<= {PLAN_RSS_MB:g} MB: {verdict(high <= PLAN_RSS_MB)}")
 
 
