@@ -18,9 +18,11 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod cost;
 pub mod graph;
 pub mod guard;
 pub mod journal;
+pub mod lint;
 pub mod model;
 pub mod pause;
 pub mod plan;
