@@ -84,7 +84,10 @@ class World:
         log = open(self.work / "proxy.log", "wb")
         self.proxy = subprocess.Popen(
             [self.venv / "bin/python", ROOT / "bench/proxy.py",
-             "--upstream", self.moto_url, "--port-file", port_file],
+             "--upstream", self.moto_url, "--port-file", port_file,
+             # If the bench dies without stopping them, the proxy stops
+             # itself and moto.
+             "--exit-with-parent", "--moto-pid", str(self.moto.pid)],
             env=clean_env(), stdout=log, stderr=log,
             stdin=subprocess.DEVNULL,
         )
