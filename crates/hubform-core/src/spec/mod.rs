@@ -14,7 +14,8 @@
 //!   mappings for missing fields); `error` — [`SpecError`].
 //! - `validate` — semantic checks, with `formats` (names and values AWS
 //!   accepts) and `cidr`.
-//! - `schema` — the JSON Schema.
+//! - `schema` — the JSON Schema; `reference` — the spec reference page
+//!   generated from it (`docs/spec-reference.md`).
 //!
 //! ```
 //! let text = "workshop: demo\nregion: ap-south-1\n";
@@ -31,6 +32,7 @@ mod error;
 mod formats;
 mod load;
 mod port;
+pub mod reference;
 mod schema;
 mod shape;
 mod spanned;

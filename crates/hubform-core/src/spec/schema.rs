@@ -17,6 +17,11 @@ pub const SCHEMA_ID: &str = "urn:hubform:spec";
 /// Object keys are sorted, so the text is the same whatever serde_json
 /// features the build enables.
 pub fn json_schema() -> String {
+    format!("{:#}\n", schema_value())
+}
+
+/// The JSON Schema of a spec as a value, keys sorted.
+pub(crate) fn schema_value() -> Value {
     let mut schema = schemars::generate::SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<Spec>();
@@ -31,7 +36,7 @@ pub fn json_schema() -> String {
             .into(),
     );
 
-    format!("{:#}\n", sorted(schema.to_value()))
+    sorted(schema.to_value())
 }
 
 /// `value` with the keys of every object in sorted order.
