@@ -646,6 +646,13 @@ async fn untagged_twin_security_group_is_reported_and_refused() {
         "plan warns about {GROUP_NAME} ({group_id}):\n{}",
         both(&planned)
     );
+    let import =
+        format!("`hubform import SPEC security_group.{GROUP_NAME} {group_id}`");
+    assert!(
+        warning.is_some_and(|w| w.contains(&import)),
+        "the warning names the import that adopts it:\n{}",
+        both(&planned)
+    );
 
     world.reset_requests();
     let run =

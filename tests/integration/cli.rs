@@ -239,6 +239,66 @@ fn cli_usage_errors_exit_1() {
     }
 }
 
+/// The first mistakes of a new user, without AWS: each message says what
+/// is wrong, where, and what to do next.
+#[test]
+fn cli_first_mistakes_say_what_to_do_next() {
+    let dir = std::env::temp_dir()
+        .join(format!("hubform-first-mistakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let missing = dir.join("workshop.yaml");
+    let not_a_plan = dir.join("notes.txt");
+    std::fs::write(&not_a_plan, "buy milk\n").expect("write notes.txt");
+    let no_plan = dir.join("workshop.plan");
+
+    let cases: [(Vec<&str>, Vec<String>); 4] = [
+        (
+            vec!["validate", path_str(&missing)],
+            vec![
+                format!(
+                    "{}: cannot read the spec: no such file",
+                    missing.display()
+                ),
+                format!("`hubform init {}`", missing.display()),
+            ],
+        ),
+        (
+            vec!["apply", "--plan", path_str(&no_plan)],
+            vec![
+                format!(
+                    "{}: cannot read the saved plan: no such file",
+                    no_plan.display()
+                ),
+                format!("`hubform plan SPEC --out {}`", no_plan.display()),
+            ],
+        ),
+        (
+            vec!["apply", "--plan", path_str(&not_a_plan)],
+            vec![
+                "is not a plan saved by `hubform plan --out`".to_owned(),
+                "`hubform plan SPEC --out FILE`".to_owned(),
+            ],
+        ),
+        (
+            vec!["valdate", path_str(&missing)],
+            vec!["a similar subcommand exists: 'validate'".to_owned()],
+        ),
+    ];
+    for (args, says) in cases {
+        let run = bare(&args);
+        assert_no_panic("a first mistake", &run);
+        assert_eq!(run.code, 1, "hubform {args:?}\n{}", run.stderr);
+        for text in says {
+            assert!(
+                run.stderr.contains(&text),
+                "hubform {args:?} says {text:?}:\n{}",
+                run.stderr
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).expect("remove the scratch folder");
+}
+
 // ---- confirmation ------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]

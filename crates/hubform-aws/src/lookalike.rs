@@ -92,12 +92,14 @@ fn names(missing: &[Missing], kind: Kind) -> Vec<&str> {
 }
 
 /// A lookalike named `name` for every missing resource of `kind` with
-/// that name.
+/// that name: `text` says what was found and what to do by hand, and
+/// the note ends with the import that adopts it (`aws_id`) instead.
 fn found_for(
     missing: &[Missing],
     kind: Kind,
     name: &str,
     text: &str,
+    aws_id: &str,
 ) -> Vec<Found> {
     missing
         .iter()
@@ -105,7 +107,11 @@ fn found_for(
         .map(|m| Found {
             workshop: m.workshop,
             id: m.id.clone(),
-            text: text.to_owned(),
+            text: format!(
+                "{text}, or adopt it as the spec's {}: `hubform import \
+                 SPEC {} {aws_id}`",
+                m.id, m.id
+            ),
         })
         .collect()
 }
@@ -127,7 +133,7 @@ async fn key_pairs(
              apply will not create a twin: rename or delete it by hand",
             k.key_pair_id().unwrap_or("?")
         );
-        out.extend(found_for(missing, Kind::KeyPair, name, &text));
+        out.extend(found_for(missing, Kind::KeyPair, name, &text, name));
     }
     Ok(out)
 }
@@ -145,13 +151,19 @@ async fn security_groups(
     let mut out = Vec::new();
     for g in &found {
         let name = g.group_name().unwrap_or_default();
+        let group_id = g.group_id().unwrap_or("?");
         let text = format!(
-            "a security group named {name} ({}) exists without hubform's \
-             tags; apply will not create a twin: delete it by hand, or \
-             name this group differently in the spec",
-            g.group_id().unwrap_or("?")
+            "a security group named {name} ({group_id}) exists without \
+             hubform's tags; apply will not create a twin: delete it by \
+             hand, name this group differently in the spec"
         );
-        out.extend(found_for(missing, Kind::SecurityGroup, name, &text));
+        out.extend(found_for(
+            missing,
+            Kind::SecurityGroup,
+            name,
+            &text,
+            group_id,
+        ));
     }
     Ok(out)
 }
@@ -172,12 +184,19 @@ async fn instances(
         .filter(|i| tags::resource_id(i.tags()).is_none())
     {
         let name = tags::value(i.tags(), "Name").unwrap_or_default();
+        let instance_id = i.instance_id().unwrap_or("?");
         let text = format!(
-            "an instance named {name} ({}) exists without hubform's tags; \
-             apply will not launch a twin: rename or terminate it by hand",
-            i.instance_id().unwrap_or("?")
+            "an instance named {name} ({instance_id}) exists without \
+             hubform's tags; apply will not launch a twin: rename or \
+             terminate it by hand"
         );
-        out.extend(found_for(missing, Kind::Instance, name, &text));
+        out.extend(found_for(
+            missing,
+            Kind::Instance,
+            name,
+            &text,
+            instance_id,
+        ));
     }
     Ok(out)
 }

@@ -97,11 +97,21 @@ impl SavedPlan {
     pub fn read(path: &Path) -> Result<SavedPlan, CliError> {
         let file = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::Other(format!("cannot read the saved plan {file}: {e}"))
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                _ => e.to_string(),
+            };
+            CliError::Other(format!(
+                "{file}: cannot read the saved plan: {why}; save one with \
+                 `hubform plan SPEC --out {file}`, or apply the spec \
+                 itself with `hubform apply SPEC`"
+            ))
         })?;
         let not_a_plan = || {
             CliError::Other(format!(
-                "{file} is not a plan saved by `hubform plan --out`"
+                "{file} is not a plan saved by `hubform plan --out`; give \
+                 `--plan` a file written by `hubform plan SPEC --out FILE`, \
+                 or apply a spec with `hubform apply SPEC`"
             ))
         };
         let saved: SavedPlan =
@@ -182,7 +192,9 @@ impl SavedPlan {
 fn digest_of(path: &Path) -> Result<String, CliError> {
     let bytes = std::fs::read(path).map_err(|e| {
         CliError::Other(format!(
-            "cannot read the spec {} of the plan: {e}",
+            "{}: cannot read the spec the plan was made from: {e}; nothing \
+             was changed. Put the spec back, or run `hubform plan --out` \
+             again",
             path.display()
         ))
     })?;

@@ -478,10 +478,13 @@ fn a_directory_or_a_missing_file_says_why_it_cannot_be_read() {
     let missing = dir.join("no-such-spec.yaml");
     let err = load_error(&missing);
     assert!(
-        err.ends_with(
+        err.ends_with(&format!(
             "no-such-spec.yaml: cannot read the spec: no such \
-                       file; expected the path of a YAML spec"
-        ),
+                       file; check the path (relative to the current \
+                       folder), or write a starter spec with `hubform \
+                       init {}`",
+            missing.display()
+        )),
         "{err}"
     );
 }

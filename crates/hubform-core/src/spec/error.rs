@@ -87,7 +87,7 @@ impl fmt::Display for Diagnostics {
 pub enum SpecError {
     /// The spec file could not be read. The message says why (the
     /// binary prints only the top error), so `cause` is not a `source`.
-    #[error("{file}: cannot read the spec: {}", why_unreadable(cause))]
+    #[error("{file}: cannot read the spec: {}", why_unreadable(file, cause))]
     Read {
         /// The spec file as the user named it.
         file: String,
@@ -100,16 +100,23 @@ pub enum SpecError {
     Invalid(Diagnostics),
 }
 
-/// Why a spec file could not be read, and what was expected.
-fn why_unreadable(cause: &io::Error) -> String {
+/// Why a spec file could not be read, and what to do about it.
+fn why_unreadable(file: &str, cause: &io::Error) -> String {
     use io::ErrorKind as K;
-    let why = match cause.kind() {
-        K::NotFound => "no such file".to_owned(),
-        K::IsADirectory => "it is a directory".to_owned(),
-        K::PermissionDenied => "permission denied".to_owned(),
-        _ => cause.to_string(),
-    };
-    format!("{why}; expected the path of a YAML spec")
+    match cause.kind() {
+        K::NotFound => format!(
+            "no such file; check the path (relative to the current folder), \
+             or write a starter spec with `hubform init {file}`"
+        ),
+        K::IsADirectory => {
+            "it is a directory; expected the path of a YAML spec".to_owned()
+        }
+        K::PermissionDenied => format!(
+            "permission denied; make it readable (`chmod u+r {file}`) or \
+             run as its owner"
+        ),
+        _ => format!("{cause}; expected the path of a YAML spec"),
+    }
 }
 
 impl SpecError {

@@ -295,7 +295,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "/nonexistent/hubform.yaml: cannot read the spec: no such file; \
-             expected the path of a YAML spec"
+             check the path (relative to the current folder), or write a \
+             starter spec with `hubform init /nonexistent/hubform.yaml`"
         );
 
         let dir = crate::spec::tests::repo().join("specs");
