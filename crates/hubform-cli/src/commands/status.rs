@@ -9,7 +9,7 @@ use std::time::Duration;
 use hubform_core::model::{Kind, Live, Observed, ResourceId, Value};
 use hubform_core::provider::Provider;
 use hubform_host::provider::{Host, HostSettings};
-use hubform_host::status::{HostStatus, Log};
+use hubform_host::status::{Disk, HostStatus, Log};
 
 use crate::cli::AwsArgs;
 use crate::commands::CliError;
@@ -138,15 +138,7 @@ fn address(observed: &Observed, key: &str, live: &Live) -> String {
 /// Disk, memory, services and logs, indented under the server's line.
 fn host_text(out: &mut String, status: &HostStatus) {
     match status.disk {
-        Some(d) => {
-            let _ = writeln!(
-                out,
-                "  disk /:     {} used of {} ({}%)",
-                size(d.used),
-                size(d.size),
-                d.percent
-            );
-        }
+        Some(d) => out.push_str(&disk_text(&d)),
         None => {
             out.push_str("  disk /:     not available (df printed nothing)\n")
         }
@@ -200,6 +192,29 @@ fn log_text(out: &mut String, log: &Log) {
     }
 }
 
+/// The disk's line, and what to do when it is nearly full: a full root
+/// file system stops the hub, package installs and users' saves.
+fn disk_text(d: &Disk) -> String {
+    let mut out = format!(
+        "  disk /:     {} used of {} ({}%)\n",
+        size(d.used),
+        size(d.size),
+        d.percent
+    );
+    if d.percent >= DISK_NEARLY_FULL {
+        out.push_str(
+            "  disk / is nearly full: raise root_volume.size_gb in the spec \
+             and run `hubform apply`, which grows the volume and the file \
+             system in place\n",
+        );
+    }
+    out
+}
+
+/// The used share of the root file system, in percent, from which status
+/// says to grow it.
+const DISK_NEARLY_FULL: u64 = 90;
+
 /// Bytes as GiB with one decimal, or MiB below one GiB.
 fn size(bytes: u64) -> String {
     const GIB: u64 = 1 << 30;
@@ -233,6 +248,19 @@ mod tests {
         assert_eq!(size(20 << 30), "20.0 GiB");
         assert_eq!(size((3 << 30) + (1 << 29)), "3.5 GiB");
         assert_eq!(size(512 << 20), "512 MiB");
+    }
+
+    #[test]
+    fn a_nearly_full_disk_says_how_to_grow_it() {
+        let disk = |percent| Disk {
+            used: 9 << 30,
+            size: 10 << 30,
+            percent,
+        };
+        assert!(!disk_text(&disk(89)).contains("nearly full"));
+        let full = disk_text(&disk(90));
+        assert!(full.starts_with("  disk /:     9.0 GiB used of 10.0 GiB"));
+        assert!(full.contains("raise root_volume.size_gb"), "{full}");
     }
 
     #[test]
