@@ -33,6 +33,7 @@ mod address;
 pub mod backup;
 pub mod connect;
 mod dns;
+pub mod doctor;
 pub mod error;
 mod files;
 pub mod fleet;

@@ -247,6 +247,20 @@ impl Host {
             Failure::new(format!("{}: {e} {why}", session.host()))
         })
     }
+
+    /// Connects to server `key` and logs in (the host key checked against
+    /// its pin, trusted without pinning on first contact), and returns
+    /// the `address:port` reached: `hubform doctor`'s SSH check. The AWS
+    /// provider must have observed the workshop first.
+    pub async fn reach(
+        &self,
+        aws: &Aws,
+        desired: &Desired,
+        key: &str,
+    ) -> Result<String, Failure> {
+        let session = self.session(aws, desired, key, false).await?;
+        Ok(session.host().to_owned())
+    }
 }
 
 #[cfg(test)]
