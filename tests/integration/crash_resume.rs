@@ -58,23 +58,12 @@ crash_at_each_step! {
     crash_after_pin_host_key: "after-pin-host-key",
     crash_during_tljh_install: "during-tljh",
     crash_after_tljh_install: "after-tljh-install",
-    // TODO-correctness: the killed run wrote config.yaml but never
-    // reloaded; the re-run finds the file as wanted and reloads nothing,
-    // so the hub keeps running with TLJH's defaults. Fix: a marker on
-    // the host (written with the keys, removed after the reloads) that
-    // the probe reads as "not yet loaded".
-    #[ignore = "a reload lost by the kill is not redone (TODO-correctness)"]
+    // The killed run wrote config.yaml but never reloaded: the note of
+    // unloaded keys makes the re-run set and reload them.
     crash_after_tljh_config_set: "after-tljh-config-set",
-    // TODO-correctness (these two): the killed run's tljh-config script
-    // (run beside the package install) still runs on the host while the
-    // re-run probes, so the re-run plans `add-item users.admin` again
-    // and the list ends up doubled. Fix: the probe waits for the host
-    // lock of changing commands.
-    #[ignore = "the re-run's probe races the killed run's host command \
-                (TODO-correctness)"]
+    // The killed run's tljh-config script may still run on the host while
+    // the re-run probes: the probe waits for the server's lock.
     crash_during_package_install: "during-packages",
-    #[ignore = "the re-run's probe races the killed run's host command \
-                (TODO-correctness)"]
     crash_after_pip_install: "after-pip-install",
     crash_before_verify: "before-verify",
 }
@@ -122,10 +111,14 @@ impl Workshop {
         Workshop { world, tljh, spec }
     }
 
-    /// `hubform ARGS… --ssh-endpoint HOST:PORT SPEC`.
+    /// `hubform ARGS… --ssh-endpoint HOST:PORT SPEC`. A reload left
+    /// running on the host by the killed run (its output channel gone)
+    /// holds the server's lock until its timeout, which the re-run's probe
+    /// waits out: a short one keeps the tests quick.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.world.hubform();
-        cmd.args(args)
+        cmd.env("HUBFORM_RELOAD_TIMEOUT_SECS", "15")
+            .args(args)
             .arg("--ssh-endpoint")
             .arg(self.tljh.host.endpoint())
             .arg(&self.spec);

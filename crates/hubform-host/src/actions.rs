@@ -35,18 +35,8 @@ pub(crate) fn locked(command: &str) -> String {
     format!("flock {LOCK} sh -c {}", tljh::quote(command))
 }
 
-/// Runs `command`, failing on a non-zero exit with the command's own
-/// words and the end of its stderr.
-pub(crate) async fn run(
-    session: &Session,
-    what: &str,
-    command: &str,
-    options: RunOptions<'_>,
-) -> Result<String, Failure> {
-    run_shown(session, what, command, command, options).await
-}
-
-/// [`run`] holding the server's [`LOCK`]; messages name `command`.
+/// Runs `command` holding the server's [`LOCK`], failing on a non-zero
+/// exit with the command's own words and the end of its stderr.
 pub(crate) async fn run_locked(
     session: &Session,
     what: &str,
@@ -95,18 +85,42 @@ async fn run_shown(
     )))
 }
 
-/// One round trip: the probe script, as root.
+/// The exit code of the probe's `flock` when the server's lock stayed
+/// taken for the whole wait.
+const LOCK_BUSY: i32 = 75;
+
+/// One round trip: the probe script, as root, under the server's lock (a
+/// killed run's command may still be writing there, and its half-done
+/// work must not be read as done). It waits up to `lock_wait` for a
+/// command holding the lock to end.
 pub(crate) async fn probe(
     session: &Session,
     checks: &Checks,
+    lock_wait: Duration,
 ) -> Result<Facts, Failure> {
     let script = checks.script();
+    let wait = lock_wait.as_secs().max(1);
+    let command =
+        format!("flock -w {wait} -E {LOCK_BUSY} {LOCK} sudo -n sh -s");
     let options = RunOptions {
         stdin: Some(script.as_bytes()),
-        ..RunOptions::new(Duration::from_secs(120))
+        label: Some("sudo -n sh -s"),
+        ..RunOptions::new(lock_wait + Duration::from_secs(120))
     };
-    let out = run(session, "the host probe", "sudo -n sh -s", options).await?;
-    Facts::parse(&out)
+    let out = session
+        .run(&command, options)
+        .await
+        .map_err(|e| Failure::new(format!("the host probe: {e}")))?;
+    if out.status == crate::ssh::Exit::Code(LOCK_BUSY) {
+        return Err(Failure::new(format!(
+            "{}: another hubform command has been running on the server for \
+             over {wait} s (a run that was stopped midway leaves its \
+             command to finish there); wait for it to end, or look at \
+             `ps -ef` on the server, then run hubform again",
+            session.host()
+        )));
+    }
+    Facts::parse(&out.stdout)
         .map_err(|e| Failure::new(format!("{}: {e}", session.host())))
 }
 
@@ -253,6 +267,12 @@ pub(crate) async fn configure(
             )));
         }
         done.push(format!("reloaded {what}"));
+    }
+    if !script.is_empty() {
+        // Everything written is loaded now.
+        let command = format!("sudo -n rm -f {}", tljh::UNLOADED);
+        let options = RunOptions::new(settings.command);
+        run_locked(session, "tljh-config", &command, options).await?;
     }
     Ok(done.join(", "))
 }

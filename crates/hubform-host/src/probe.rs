@@ -33,6 +33,8 @@ if [ -x /opt/tljh/hub/bin/python3 ] && [ -e /usr/bin/tljh-config ]; then
 fi
 section config
 [ -f /opt/tljh/config/config.yaml ] && cat /opt/tljh/config/config.yaml
+section unloaded
+[ -f /opt/tljh/state/hubform-unloaded ] && cat /opt/tljh/state/hubform-unloaded
 section pip
 [ -x /opt/tljh/user/bin/python ] && timeout 60 /opt/tljh/user/bin/python -m pip list --format=json --disable-pip-version-check
 section conda
@@ -97,6 +99,9 @@ pub struct Facts {
     /// The `tljh-config` keys set in `config.yaml`, flattened to dotted
     /// paths, with TLJH's value types.
     pub config: BTreeMap<String, Value>,
+    /// Keys written to `config.yaml` by a run that was stopped before its
+    /// reloads: the hub may not have loaded their values.
+    pub unloaded: std::collections::BTreeSet<String>,
     /// Packages of the user environment that pip sees, by normalised name.
     pub pip: BTreeMap<String, String>,
     /// Packages that conda sees (pip's included), by normalised name.
@@ -218,6 +223,12 @@ impl Facts {
             .get("upgradable")
             .and_then(|n| n.parse().ok());
         facts.config = flatten_config(text("config"))?;
+        facts.unloaded = text("unloaded")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
         facts.pip = packages(text("pip"));
         facts.conda = packages(text("conda"));
         for (key, value) in pairs(text("memory"), ':') {

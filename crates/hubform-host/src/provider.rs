@@ -119,6 +119,12 @@ impl Host {
         }
     }
 
+    /// How long a probe waits for a command that holds the server's lock
+    /// (a killed run's reload or package install still running there).
+    fn probe_lock_wait(&self) -> Duration {
+        self.settings.reload + self.settings.command
+    }
+
     /// Probes the host of every server with a `tljh` section whose
     /// instance exists, and adds what it found to `observed`.
     pub async fn observe(
@@ -139,6 +145,7 @@ impl Host {
             let pin = live.get_extra("host_key").unwrap_or_default();
             self.pins.lock().await.insert(key.clone(), pin.to_owned());
             let checks = checks(desired, key);
+            let lock_wait = self.probe_lock_wait();
             let what = "the host probe";
             let facts = self
                 .with_reconnects(
@@ -150,7 +157,7 @@ impl Host {
                     None,
                     |s, _| {
                         let checks = &checks;
-                        async move { probe(&s, checks).await }
+                        async move { probe(&s, checks, lock_wait).await }
                     },
                 )
                 .await?;
@@ -260,6 +267,7 @@ findmnt -bno SIZE /
         for install in desired.of_kind(Kind::Tljh) {
             let key = &install.id.key;
             let mut checks = checks(desired, key);
+            let lock_wait = self.probe_lock_wait();
             checks.imports = desired
                 .get(&ResourceId::new(Kind::Packages, key))
                 .map(|p| p.items("pip"))
@@ -271,7 +279,7 @@ findmnt -bno SIZE /
             let facts = self
                 .with_reconnects(aws, desired, key, true, what, None, |s, _| {
                     let checks = &checks;
-                    async move { probe(&s, checks).await }
+                    async move { probe(&s, checks, lock_wait).await }
                 })
                 .await;
             let result = match facts {
@@ -341,7 +349,12 @@ findmnt -bno SIZE /
             Kind::TljhConfig if again => {
                 // Some writes may have happened: start from what is there.
                 let key = &change.id.key;
-                let facts = probe(session, &checks(desired, key)).await?;
+                let facts = probe(
+                    session,
+                    &checks(desired, key),
+                    self.probe_lock_wait(),
+                )
+                .await?;
                 let change = refreshed(change, &facts);
                 // The lost run's reload may still spin on the server
                 // until its own timeout (TLJH polls `systemctl is-active`,
@@ -582,7 +595,8 @@ fn add_lives(
         let mut live = Live::new("config.yaml");
         for name in wanted.attrs.keys() {
             let found = facts.config.get(name).cloned().unwrap_or(Value::None);
-            live = live.attr(name, found);
+            live = live
+                .attr(name, not_loaded(found, facts.unloaded.contains(name)));
         }
         observed.live.insert(config, live);
     }
@@ -617,6 +631,17 @@ fn satisfied(
         })
         .cloned()
         .collect()
+}
+
+/// A value written to `config.yaml` that the hub never loaded (its run
+/// was stopped before the reload) is not the value in force: shown as
+/// such, the plan sets it again and reloads.
+fn not_loaded(found: Value, unloaded: bool) -> Value {
+    if unloaded && found != Value::None {
+        Value::str(format!("{found} (written, not loaded)"))
+    } else {
+        found
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,16 @@ pub fn config_script(change: &Change) -> String {
         return String::new();
     }
     let mut script = String::from("set -e\n");
+    // Keys written but not yet loaded are noted first: a run killed
+    // before its reloads leaves the note, and the next probe plans them
+    // again (see `UNLOADED`).
+    script.push_str(&format!("mkdir -p {STATE_DIR}\n"));
+    for diff in &change.diffs {
+        script.push_str(&format!(
+            "printf '%s\\n' {} >> {UNLOADED}\n",
+            quote(&diff.name)
+        ));
+    }
     if lines.len() > 1 {
         script.push_str(
             "NV=\nif /usr/bin/tljh-config --help 2>/dev/null | grep -q \
@@ -94,6 +104,13 @@ pub fn config_script(change: &Change) -> String {
     }
     script
 }
+
+/// TLJH's state folder on the server.
+const STATE_DIR: &str = "/opt/tljh/state";
+
+/// Where the keys written to `config.yaml` but not yet loaded by a reload
+/// are listed, one per line, until the reloads finish.
+pub const UNLOADED: &str = "/opt/tljh/state/hubform-unloaded";
 
 /// The `tljh-config` subcommands of a change, without the program.
 fn config_lines(change: &Change) -> Vec<String> {
