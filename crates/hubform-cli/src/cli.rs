@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "hubform", version, long_about = None)]
 #[command(about = "Turn a teaching JupyterHub on AWS into a file in git")]
 #[command(after_help = "Examples:
+  hubform init workshop.yaml
   hubform validate specs/groundwater-workshop.yaml
   hubform plan specs/groundwater-workshop.yaml --profile work
   hubform apply specs/groundwater-workshop.yaml
@@ -32,33 +33,90 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a spec without contacting AWS.
+    #[command(after_help = "Examples:
+  hubform validate specs/groundwater-workshop.yaml
+  hubform validate workshop.yaml && git commit workshop.yaml")]
     Validate(SpecArg),
     /// Show what apply would change.
+    #[command(after_help = "Examples:
+  hubform plan specs/groundwater-workshop.yaml --profile work
+  hubform plan workshop.yaml --detailed-exitcode
+  hubform plan workshop.yaml --lint=deny
+  hubform plan workshop.yaml --json > plan.json
+  hubform plan workshop.yaml --out workshop.plan")]
     Plan(PlanArgs),
     /// Make AWS match the spec.
+    #[command(after_help = "Examples:
+  hubform apply specs/groundwater-workshop.yaml --profile work
+  hubform apply workshop.yaml --auto-approve
+  hubform apply --plan workshop.plan
+  hubform apply workshop.yaml --ssh-endpoint 127.0.0.1:2222")]
     Apply(ApplyArgs),
     /// Delete everything the spec's workshop owns in AWS (backups stay).
+    #[command(after_help = "Examples:
+  hubform destroy workshop.yaml --allow-destroy
+  hubform destroy workshop.yaml --allow-destroy --no-backup --auto-approve")]
     Destroy(ApplyArgs),
     /// Report where AWS and the hosts moved away from specs (nightly CI).
+    #[command(after_help = "Examples:
+  hubform drift specs/groundwater-workshop.yaml
+  hubform drift specs/ --json
+  hubform drift specs/ --profile drift-reader")]
     Drift(DriftArgs),
     /// Print the instance id, the Elastic IP and the ssh command.
+    #[command(after_help = "Examples:
+  hubform output specs/groundwater-workshop.yaml
+  hubform output workshop.yaml --profile work")]
     Output(AwsArgs),
     /// Take an AMI backup of the workshop's servers now.
+    #[command(after_help = "Examples:
+  hubform backup specs/groundwater-workshop.yaml
+  hubform backup workshop.yaml --server hub")]
     Backup(BackupArgs),
     /// List the workshop's AMI backups; --prune N keeps the newest N.
+    #[command(after_help = "Examples:
+  hubform backups specs/groundwater-workshop.yaml
+  hubform backups workshop.yaml --prune 3")]
     Backups(BackupsArgs),
     /// Show the servers' state, disk, memory, services and hub logs.
+    #[command(after_help = "Examples:
+  hubform status specs/groundwater-workshop.yaml
+  hubform status workshop.yaml --profile work")]
     Status(AwsArgs),
     /// Adopt an object made outside hubform (tag it as the spec's KIND.KEY).
+    #[command(after_help = "Examples:
+  hubform import workshop.yaml security_group.workshop-sg sg-0123456789abcdef0
+  hubform import workshop.yaml key_pair.workshop-central-asia workshop-central-asia
+  hubform import workshop.yaml instance.hub i-0123456789abcdef0
+  hubform import workshop.yaml iam_user.ec2-admin ec2-admin")]
     Import(ImportArgs),
     /// Print the JSON Schema of specs.
+    #[command(after_help = "Examples:
+  hubform schema > schema/hubform.schema.json")]
     Schema,
     /// Write a commented starter spec (asks, or --yes for defaults).
+    #[command(after_help = "Examples:
+  hubform init
+  hubform init python-intro.yaml --yes
+  hubform init workshop.yaml --workshop python-intro --region eu-central-1 --users 25
+  hubform init workshop.yaml --yes --domain jupyter.example.edu --ssh-from 198.51.100.4
+  hubform init workshop.yaml --force")]
     Init(InitArgs),
     /// Check credentials, Region, VPC, quotas, SSH and DNS, with fixes.
+    #[command(after_help = "Examples:
+  hubform doctor
+  hubform doctor --profile work --region ap-south-1
+  hubform doctor specs/groundwater-workshop.yaml")]
     Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish).
+    #[command(after_help = "Examples:
+  hubform completions bash > ~/.local/share/bash-completion/completions/hubform
+  hubform completions zsh > ~/.zfunc/_hubform
+  hubform completions fish > ~/.config/fish/completions/hubform.fish")]
     Completions(CompletionsArgs),
+    /// Write the manual pages (hubform.1 and one per command) into DIR.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// Options of init.
@@ -75,6 +133,39 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+
+    /// The workshop's name (lowercase letters, digits and '-').
+    #[arg(long, value_name = "NAME")]
+    pub workshop: Option<String>,
+
+    /// The AWS Region, for example eu-central-1.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// How many participants to expect; picks the instance type.
+    #[arg(long, value_name = "N")]
+    pub users: Option<String>,
+
+    /// The DNS name participants open, for example jupyter.example.org.
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+
+    /// The JupyterHub admin's user name.
+    #[arg(long, value_name = "NAME")]
+    pub admin: Option<String>,
+
+    /// The contact address for Let's Encrypt.
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
+
+    /// Your public address (or CIDR block) that may SSH to the server.
+    #[arg(long, value_name = "CIDR")]
+    pub ssh_from: Option<String>,
+
+    /// The `$schema` of the editor comment (a URL or a path); by default
+    /// hubform.schema.json is written beside the spec and named.
+    #[arg(long, value_name = "URL|PATH")]
+    pub schema: Option<String>,
 }
 
 /// Options of doctor.
@@ -101,6 +192,13 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_parser = ["bash", "zsh", "fish"])]
     pub shell: String,
+}
+
+/// Options of man.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write the pages into, for example docs/man.
+    pub dir: PathBuf,
 }
 
 /// A spec file.

@@ -13,6 +13,7 @@ mod doctor;
 mod drift;
 mod import;
 mod init;
+mod man;
 mod output;
 mod plan;
 mod status;
@@ -70,6 +71,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Init(args) => init::run(&args),
         Command::Doctor(args) => doctor::run(&args).await,
         Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
         Command::Schema => {
             print!("{}", hubform_core::spec::json_schema());
             Ok(ExitCode::SUCCESS)
