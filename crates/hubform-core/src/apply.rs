@@ -78,8 +78,9 @@ pub async fn apply<P: Provider>(
                     Some(Outcome::Failed(_) | Outcome::Skipped(_))
                 )
             }) {
-                progress.report(
+                progress.finish(
                     &change.id,
+                    false,
                     &format!("skipped: it waits for {blocker}, which failed"),
                 );
                 outcomes.insert(
@@ -111,14 +112,15 @@ pub async fn apply<P: Provider>(
                 } else {
                     format!(" ({what})")
                 };
-                progress.report(
+                progress.finish(
                     &id,
+                    true,
                     &format!("{}{what} [{}]", verb(action).1, seconds(took)),
                 );
                 Outcome::Done(what.trim().trim_matches(['(', ')']).to_owned())
             }
             Err(failure) => {
-                progress.report(&id, &format!("failed: {failure}"));
+                progress.finish(&id, false, &format!("failed: {failure}"));
                 Outcome::Failed(failure.message)
             }
         };

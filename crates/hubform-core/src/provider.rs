@@ -29,6 +29,14 @@ impl Failure {
 pub trait Progress: Sync {
     /// Reports one line about a resource.
     fn report(&self, id: &ResourceId, message: &str);
+
+    /// Reports the last line about a resource's change: `done` when it
+    /// succeeded, not when it failed or was skipped. A terminal display
+    /// marks the resource finished; by default it is one more line.
+    fn finish(&self, id: &ResourceId, done: bool, message: &str) {
+        let _ = done;
+        self.report(id, message);
+    }
 }
 
 /// A progress sink that drops everything.
