@@ -3,6 +3,10 @@
 //! The AWS SDK and HTTP crates are capped at info whatever is asked:
 //! their debug and trace events can carry request and response bodies,
 //! and a `CreateAccessKey` response holds a secret.
+//!
+//! Colours follow the progress display's rule (a terminal, no
+//! `NO_COLOR`), and on a terminal records are printed above its live
+//! lines.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
@@ -26,16 +30,29 @@ pub fn init(verbose: u8) {
         let capped = CAPPED.iter().any(|t| meta.target().starts_with(t));
         !capped || *meta.level() <= LevelFilter::INFO
     });
-    let ansi = std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(ansi)
+                .with_writer(|| LogLine)
+                .with_ansi(crate::progress::stderr_colour())
                 .with_target(verbose >= 2)
                 .with_filter(env)
                 .with_filter(cap),
         )
         .try_init();
+}
+
+/// Where the subscriber writes a record: stderr, through the progress
+/// display.
+struct LogLine;
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::write_log(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -24,6 +24,7 @@ mod cli;
 mod commands;
 mod lock;
 mod logging;
+mod progress;
 mod saved;
 mod session;
 mod stack;

@@ -1,12 +1,8 @@
 //! What every AWS command does first: load the spec, check the Region,
 //! connect (loopback guard, credentials), build the graph.
 
-use std::io::Write;
-
 use hubform_aws::{Aws, Options, Settings};
 use hubform_core::graph::Desired;
-use hubform_core::model::ResourceId;
-use hubform_core::provider::Progress;
 use hubform_core::spec::{self, Loaded};
 use hubform_host::provider::{Host, HostSettings};
 use hubform_host::waits::Resolver;
@@ -78,12 +74,5 @@ pub async fn open(args: &AwsArgs) -> Result<Session, CliError> {
     })
 }
 
-/// Progress lines on stderr, one per event.
-pub struct Stderr;
-
-impl Progress for Stderr {
-    fn report(&self, id: &ResourceId, message: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{id}: {message}");
-    }
-}
+/// Progress on stderr: live lines on a terminal, plain lines elsewhere.
+pub use crate::progress::Stderr;

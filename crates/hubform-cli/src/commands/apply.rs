@@ -134,7 +134,7 @@ async fn act(
         return Err(CliError::Other(format!("{verb} cancelled")));
     }
 
-    let report = apply::apply(&session.stack, &plan, &Stderr).await;
+    let report = apply::apply(&session.stack, &plan, &Stderr::open()).await;
     let (added, changed, destroyed) = report.counts();
     println!();
     if report.failed() {

@@ -30,7 +30,8 @@ pub async fn run(args: &BackupArgs) -> Result<ExitCode, CliError> {
     }
 
     for (server, instance_id) in instances {
-        let taken = backup::take(aws, &server, &instance_id, &Stderr).await?;
+        let taken =
+            backup::take(aws, &server, &instance_id, &Stderr::open()).await?;
         println!("{server}: {} {}", taken.image_id, taken.name);
     }
     Ok(ExitCode::SUCCESS)
