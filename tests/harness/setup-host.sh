@@ -2,14 +2,15 @@
 # Prepares this machine for hubform's SSH test hosts (idempotent, quiet when
 # there is nothing to do). Needs root when it has something to do.
 #
-#   * installs openssh-server, sudo and python3-venv if dpkg lacks them,
-#     without leaving a system sshd running on port 22;
+#   * installs openssh-server, sudo, python3-venv and tmux (the progress
+#     display's terminal test) if dpkg lacks them, without leaving a
+#     system sshd running on port 22;
 #   * creates sshd's privilege separation directory /run/sshd.
 #
 # The test hosts themselves are started per test by tests/harness/testhost.sh.
 set -euo pipefail
 
-PACKAGES=(openssh-server sudo python3-venv)
+PACKAGES=(openssh-server sudo python3-venv tmux)
 POLICY=/usr/sbin/policy-rc.d
 SYSTEM_PIDFILE=/run/sshd.pid
 

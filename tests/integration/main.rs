@@ -22,6 +22,7 @@ mod init_cmd;
 mod lifecycle;
 mod lint_cost;
 mod lock;
+mod progress_tty;
 mod saved_plan;
 mod secrets;
 mod server_state;
