@@ -610,3 +610,30 @@ async fn cli_loopback_only_refuses_real_aws() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_loopback_only_never_asks_the_instance_metadata_service() {
+    let world = World::start().await;
+    let spec = example(&world);
+    let mut cmd = world.hubform();
+    // No credentials anywhere, and the metadata service not turned off:
+    // the default chain would ask 169.254.169.254 next.
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("RUST_LOG", "trace")
+        .args(["plan", path_str(&spec)]);
+    let run = crate::common::run(cmd).expect_code(1);
+    assert!(
+        run.stderr.contains("cannot load AWS credentials"),
+        "{}",
+        run.stderr
+    );
+    let said = run.stderr.to_lowercase();
+    assert!(
+        !said.contains("imds") && !said.contains("169.254"),
+        "asked the metadata service:\n{}",
+        run.stderr
+    );
+    assert!(world.requests().is_empty(), "{:?}", world.requests());
+}

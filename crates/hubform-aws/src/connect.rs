@@ -111,6 +111,21 @@ impl Settings {
     }
 }
 
+/// Credentials from the environment or the shared config and credentials
+/// files (profiles, including `credential_process`), and nothing that
+/// asks a network service for them.
+fn local_credentials() -> aws_config::meta::credentials::CredentialsProviderChain
+{
+    aws_config::meta::credentials::CredentialsProviderChain::first_try(
+        "Environment",
+        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else(
+        "Profile",
+        aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
+    )
+}
+
 /// Loads the AWS config for `options`, checks the loopback guard and
 /// resolves credentials once, so that a broken profile fails here with its
 /// own message.
@@ -140,6 +155,11 @@ pub async fn load(
         loader = loader
             .profile_name(profile)
             .credentials_provider(credentials);
+    } else if options.loopback_only {
+        // Only local sources: the default chain would also ask the EC2
+        // instance metadata service and container endpoints, which are
+        // not loopback.
+        loader = loader.credentials_provider(local_credentials());
     }
     if let Some(url) = &options.endpoint_url {
         loader = loader.endpoint_url(url);
