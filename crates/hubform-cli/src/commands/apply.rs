@@ -107,6 +107,10 @@ async fn act(
     if plan.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
+    if !destroy {
+        let refused = ("refusing to apply", "; nothing was changed");
+        plan::show_lints(&session.loaded, refused.0, refused.1)?;
+    }
     if !plan.blocked.is_empty() {
         let ids: Vec<String> =
             plan.blocked.iter().map(|n| n.id.to_string()).collect();

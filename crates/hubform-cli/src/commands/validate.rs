@@ -1,11 +1,12 @@
-//! `hubform validate SPEC`: offline checks only, no AWS request.
+//! `hubform validate SPEC`: offline checks only, no AWS request; the
+//! lints too (docs/lints.md).
 
 use std::process::ExitCode;
 
 use hubform_core::model::Kind;
 
 use crate::cli::SpecArg;
-use crate::commands::CliError;
+use crate::commands::{plan, CliError};
 use crate::session;
 
 pub fn run(args: &SpecArg) -> Result<ExitCode, CliError> {
@@ -19,5 +20,6 @@ pub fn run(args: &SpecArg) -> Result<ExitCode, CliError> {
         desired.region,
         desired.order.len() - lookups,
     );
+    plan::show_lints(&loaded, "the spec is refused", "")?;
     Ok(ExitCode::SUCCESS)
 }
