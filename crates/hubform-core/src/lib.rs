@@ -5,6 +5,9 @@
 //! [`spec::load`] → [`graph::Desired`] → `Provider::observe` →
 //! [`plan::plan`] → [`apply::apply`]. The planner is pure: it takes what
 //! the spec wants and what providers found, and returns the changes.
+//! Beside the plan, [`cost::estimate`] and [`lint::lint`] read the spec
+//! alone: its monthly cost from a dated price table, and its risky or
+//! undersized choices.
 //!
 //! ```no_run
 //! use hubform_core::graph::Desired;

@@ -64,7 +64,6 @@ impl PriceTable {
     /// The table compiled into hubform (`prices/aws.yaml`).
     pub fn builtin() -> PriceTable {
         // A unit test parses the same text: this cannot fail at run time.
-        #[allow(clippy::expect_used)] // the built-in table is tested
         Self::parse(BUILTIN, "built-in").expect("the built-in price table")
     }
 
