@@ -64,6 +64,17 @@ async fn run_shown(
     if out.status.success() {
         return Ok(out.stdout);
     }
+    Err(failed(session, what, shown, &out))
+}
+
+/// Why `shown` exited non-zero: the end of its stderr, and what to do
+/// when sudo wants a password.
+fn failed(
+    session: &Session,
+    what: &str,
+    shown: &str,
+    out: &crate::ssh::Output,
+) -> Failure {
     let tail: Vec<&str> = out.stderr.lines().rev().take(8).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     let sudo = out.stderr.contains("a password is required")
@@ -77,12 +88,12 @@ async fn run_shown(
     } else {
         String::new()
     };
-    Err(Failure::new(format!(
+    Failure::new(format!(
         "{what} on {} exited with {}: {}{hint}",
         session.host(),
         out.status,
         tail.join(" | ")
-    )))
+    ))
 }
 
 /// The exit code of the probe's `flock` when the server's lock stayed
@@ -119,6 +130,9 @@ pub(crate) async fn probe(
              `ps -ef` on the server, then run hubform again",
             session.host()
         )));
+    }
+    if !out.status.success() {
+        return Err(failed(session, "the host probe", "sudo -n sh -s", &out));
     }
     Facts::parse(&out.stdout)
         .map_err(|e| Failure::new(format!("{}: {e}", session.host())))
