@@ -57,6 +57,7 @@ class Bench:
         self.peers = Path(args.peers) if args.peers else None
         self.peers_venv = Path(args.peers_venv) if args.peers_venv else None
         self.host_skipped = "not run"
+        self.warnings = []
 
     # ----------------------------------------------------------- commands
 
@@ -186,6 +187,7 @@ class Bench:
             for round_ in range(self.runs + 1):
                 self.one(self.ansible(keys, "--check", "--diff"),
                          "noop-ansible.log", check if round_ > 0 else None)
+            self.expect("noop-ansible.log", " changed=0 ")
             samples.append(check)
         return samples
 
@@ -226,7 +228,17 @@ class Bench:
             for sample, slug, argv in commands:
                 self.one((argv, env, folder), f"noop-{slug}.log",
                          sample if round_ > 0 else None)
+        self.expect("noop-plan.log", "No changes.")
         return [sample for sample, _, _ in commands]
+
+    def expect(self, log, text):
+        """Warns unless every run logged in `log` printed `text`: a no-op
+        that changes something would measure the wrong thing."""
+        runs = (self.out / log).read_text().count("\n$ ")
+        said = (self.out / log).read_text().count(text)
+        if said < runs:
+            self.warnings.append(
+                f"{log}: {runs - said} of {runs} runs did not print {text!r}")
 
     def fleet(self):
         """Drift over 1, 10 and 50 workshops of one account, in turn in
@@ -302,6 +314,7 @@ def main():
                 print(f"bench: {part}…", file=sys.stderr, flush=True)
                 results[part] = getattr(bench, part)()
         results["host_skipped"] = bench.host_skipped
+        results["warnings"] = bench.warnings
     finally:
         world.stop()
 

@@ -78,6 +78,8 @@ def table(results, peers):
         fleet_rows(t, results["fleet"])
     if "noop" in results:
         rss_rows(t, results["noop"][0])
+    for warning in results.get("warnings", []):
+        t.lines.append(f"WARNING: {warning}")
     return "\n".join(t.lines)
 
 
@@ -166,7 +168,7 @@ def rss_rows(t, plan):
 def as_json(results):
     """Every run of every sample, for later comparison."""
     out = {k: v for k, v in results.items()
-           if k in ("machine", "build", "runs", "host_skipped")}
+           if k in ("machine", "build", "runs", "host_skipped", "warnings")}
     for part in ("cold", "noop", "fleet"):
         if part in results:
             out[part] = {
