@@ -191,7 +191,8 @@ pub async fn load(
                  {p}`)"
             ),
             None => "pass --profile NAME, set AWS_PROFILE, or set \
-                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for an \
+                     SSO profile, run `aws sso login --profile NAME` first)"
                 .to_owned(),
         };
         AwsError::Credentials(format!("{hint} ({})", crate::error::chain(&e)))
@@ -296,7 +297,8 @@ fn check_loopback(service: &str, url: Option<String>) -> Result<(), AwsError> {
         ))),
         None => Err(AwsError::NotLoopback(format!(
             "no endpoint override is set for {service}, so requests would \
-             go to real AWS"
+             go to real AWS (pass --endpoint-url URL of a local stand-in, \
+             or unset HUBFORM_LOOPBACK_ONLY to reach AWS)"
         ))),
     }
 }

@@ -26,6 +26,11 @@ pub async fn run(
         ));
     }
     let saved = args.plan.as_deref().map(SavedPlan::read).transpose()?;
+    if let (None, Some(spec)) = (&saved, &args.spec) {
+        // A spec that cannot be read is the first thing to fix, before
+        // any question of confirmation.
+        session::load(spec, args.region.as_deref())?;
+    }
     // A saved plan was reviewed when it was made: apply it without asking.
     let interactive = std::io::stdin().is_terminal();
     if saved.is_none() && !args.auto_approve && !interactive {
