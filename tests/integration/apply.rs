@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use aws_sdk_ec2::types::{Filter, Instance, Tag};
+use aws_sdk_ec2::types::{Filter, Tag};
 
 use crate::common::{
-    apply, example, hubform, is_mutating, plan, spec_text, write_spec, SMALL,
+    apply, example, hubform, is_mutating, live_instances, plan, spec_text,
+    write_spec, SMALL,
 };
 use crate::world::{amis, World, REGION};
 
@@ -77,28 +78,6 @@ fn ec2_in(world: &World, region: &str) -> aws_sdk_ec2::Client {
         .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_ec2::Client::from_conf(conf)
-}
-
-/// The workshop's instances that are not terminated.
-async fn live_instances(
-    ec2: &aws_sdk_ec2::Client,
-    workshop: &str,
-) -> Vec<Instance> {
-    let out = ec2
-        .describe_instances()
-        .filters(workshop_filter(workshop))
-        .send()
-        .await
-        .expect("DescribeInstances");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state().and_then(|s| s.name()).map(|n| n.as_str())
-                != Some("terminated")
-        })
-        .cloned()
-        .collect()
 }
 
 async fn default_vpc(ec2: &aws_sdk_ec2::Client) -> String {
@@ -317,7 +296,7 @@ async fn apply_from_nothing_creates_every_resource_as_specified() {
     let sg_id = sg.group_id().expect("a group id");
 
     // Instance: one, as specified, from the newest jammy image.
-    let instances = live_instances(&ec2, WORKSHOP).await;
+    let instances = live_instances(&ec2, Some(WORKSHOP)).await;
     assert_eq!(instances.len(), 1, "one instance: {instances:?}");
     let instance = &instances[0];
     let instance_id = instance.instance_id().expect("an instance id");
@@ -430,7 +409,7 @@ async fn newer_image_is_noted_and_never_planned() {
     );
 
     let ec2 = world.ec2().await;
-    let instances = live_instances(&ec2, WORKSHOP).await;
+    let instances = live_instances(&ec2, Some(WORKSHOP)).await;
     assert_eq!(instances.len(), 1, "still one instance");
     assert_eq!(instances[0].image_id(), Some(amis::JAMMY_AMD64_NEWEST));
 }
@@ -508,7 +487,7 @@ async fn throttling_and_pending_instance_are_waited_out() {
     );
 
     let ec2 = world.ec2().await;
-    let instances = live_instances(&ec2, WORKSHOP).await;
+    let instances = live_instances(&ec2, Some(WORKSHOP)).await;
     assert_eq!(instances.len(), 1, "one instance: {instances:?}");
     assert_eq!(
         instances[0]
@@ -580,7 +559,7 @@ async fn failed_launch_stops_only_its_dependents() {
         .collect();
     assert_eq!(names, [KEY_NAME], "the key pair exists");
     assert!(
-        live_instances(&ec2, WORKSHOP).await.is_empty(),
+        live_instances(&ec2, Some(WORKSHOP)).await.is_empty(),
         "no instance was launched"
     );
     assert!(addresses(&ec2, WORKSHOP).await.is_empty(), "no Elastic IP");
@@ -681,7 +660,7 @@ async fn output_prints_instance_address_and_ssh_command() {
     let run = hubform(&world, &["output", spec.to_str().expect("UTF-8")])
         .expect_code(0);
     let ec2 = world.ec2().await;
-    let instances = live_instances(&ec2, WORKSHOP).await;
+    let instances = live_instances(&ec2, Some(WORKSHOP)).await;
     assert_eq!(instances.len(), 1);
     let instance_id = instances[0].instance_id().expect("an instance id");
     let eips = addresses(&ec2, WORKSHOP).await;
@@ -739,7 +718,7 @@ async fn destroy_removes_every_object_and_then_has_nothing_to_do() {
         groups.security_groups()
     );
     assert!(groups_named(&ec2, GROUP_NAME).await.is_empty());
-    let instances = live_instances(&ec2, WORKSHOP).await;
+    let instances = live_instances(&ec2, Some(WORKSHOP)).await;
     assert!(instances.is_empty(), "{instances:?}");
     let volumes = ec2
         .describe_volumes()
@@ -798,7 +777,7 @@ async fn small_example_applies_and_then_plans_no_changes() {
     let region = "eu-central-1";
     assert_ne!(region, REGION, "the small example has its own Region");
     let ec2 = ec2_in(&world, region);
-    let instances = live_instances(&ec2, "python-intro-bishkek").await;
+    let instances = live_instances(&ec2, Some("python-intro-bishkek")).await;
     assert_eq!(instances.len(), 1, "one instance: {instances:?}");
     let instance = &instances[0];
     assert_eq!(

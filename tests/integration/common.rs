@@ -147,3 +147,32 @@ pub async fn elastic_ip(world: &World) -> String {
         .expect("an Elastic IP")
         .to_owned()
 }
+
+/// The instances moto holds that are not terminated: those of `workshop`
+/// (by its tag), or every one with `None`.
+pub async fn live_instances(
+    ec2: &aws_sdk_ec2::Client,
+    workshop: Option<&str>,
+) -> Vec<aws_sdk_ec2::types::Instance> {
+    let filters = workshop.map(|w| {
+        vec![aws_sdk_ec2::types::Filter::builder()
+            .name("tag:hubform:workshop")
+            .values(w)
+            .build()]
+    });
+    let out = ec2
+        .describe_instances()
+        .set_filters(filters)
+        .send()
+        .await
+        .expect("DescribeInstances");
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            i.state().and_then(|s| s.name()).map(|n| n.as_str())
+                != Some("terminated")
+        })
+        .cloned()
+        .collect()
+}

@@ -189,32 +189,9 @@ fn kill(mut child: Child) {
     assert!(!status.success(), "killed, not finished: {status}");
 }
 
-fn workshop_filter() -> Filter {
-    Filter::builder()
-        .name("tag:hubform:workshop")
-        .values(WORKSHOP)
-        .build()
-}
-
 /// The workshop's instances that are not terminated, as moto shows them.
 async fn instances(world: &World) -> Vec<Instance> {
-    let out = world
-        .ec2()
-        .await
-        .describe_instances()
-        .filters(workshop_filter())
-        .send()
-        .await
-        .expect("DescribeInstances");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            let state = i.state().and_then(|s| s.name());
-            state.map(|n| n.as_str()) != Some("terminated")
-        })
-        .cloned()
-        .collect()
+    crate::common::live_instances(&world.ec2().await, Some(WORKSHOP)).await
 }
 
 /// Exactly one instance, Elastic IP (on that instance), key pair and

@@ -52,20 +52,9 @@ fn filter(name: &str, value: &str) -> Filter {
 async fn census(world: &World) -> Census {
     let ec2 = world.ec2().await;
     let workshop = filter("tag:hubform:workshop", WORKSHOP);
-    let instances = ec2
-        .describe_instances()
-        .filters(workshop.clone())
-        .send()
+    let instances = crate::common::live_instances(&ec2, Some(WORKSHOP))
         .await
-        .expect("DescribeInstances")
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state().and_then(|s| s.name()).map(|n| n.as_str())
-                != Some("terminated")
-        })
-        .count();
+        .len();
     let key_pairs = ec2
         .describe_key_pairs()
         .filters(filter("key-name", KEY_NAME))

@@ -849,45 +849,12 @@ async fn opted_in_upgrades_run_when_pending_and_the_reboot_is_noted() {
     );
 }
 
-/// Doubles of the disk tools for the test host (its root is the machine's
-/// own disk): the root file system is /dev/nvme0n1p1 on /dev/nvme0n1,
-/// their sizes in /var/lib/hubform-disk; growpart and resize2fs record
-/// their calls and resize2fs fills the disk.
-const DISK_TOOLS: &str = r#"d=/var/lib/hubform-disk
-mkdir -p $d /usr/local/bin
-cat >/usr/local/bin/findmnt <<'X'
-#!/bin/sh
-d=/var/lib/hubform-disk
-case "$*" in
-  *SOURCE*) echo /dev/nvme0n1p1 ;; *FSTYPE*) echo ext4 ;; *SIZE*) cat $d/fs ;;
-esac
-X
-cat >/usr/local/bin/lsblk <<'X'
-#!/bin/sh
-d=/var/lib/hubform-disk
-case "$*" in
-  *PKNAME*) echo nvme0n1 ;; *PARTN*) echo 1 ;; *SIZE*) cat $d/disk ;;
-esac
-X
-cat >/usr/local/bin/growpart <<'X'
-#!/bin/sh
-echo "growpart $*" >>/var/lib/hubform-disk/calls
-X
-cat >/usr/local/bin/resize2fs <<'X'
-#!/bin/sh
-d=/var/lib/hubform-disk
-echo "resize2fs $*" >>$d/calls; cp $d/disk $d/fs
-X
-chmod 0755 /usr/local/bin/findmnt /usr/local/bin/lsblk \
-  /usr/local/bin/growpart /usr/local/bin/resize2fs
-"#;
-
 const GIB: u64 = 1 << 30;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_grown_volume_grows_the_root_file_system() {
     let w = Workshop::applied("").await;
-    w.tljh.host.sudo_ok(DISK_TOOLS);
+    w.tljh.host.sudo_ok(&crate::tljh_double::disk_tools(""));
     w.tljh.host.sudo_ok(&format!(
         "echo {} >/var/lib/hubform-disk/disk; echo {} >/var/lib/hubform-disk/fs",
         30 * GIB,

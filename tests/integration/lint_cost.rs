@@ -41,21 +41,9 @@ fn assert_unchanged(world: &World) {
 
 /// The instances moto holds, any workshop, not terminated.
 async fn instances(world: &World) -> usize {
-    let out = world
-        .ec2()
+    crate::common::live_instances(&world.ec2().await, None)
         .await
-        .describe_instances()
-        .send()
-        .await
-        .expect("DescribeInstances");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state().and_then(|s| s.name()).map(|n| n.as_str())
-                != Some("terminated")
-        })
-        .count()
+        .len()
 }
 
 /// The small example with its host layer, `edits` applied once each.

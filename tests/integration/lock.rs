@@ -101,21 +101,9 @@ fn expiry(lock: &KeyPairInfo) -> u64 {
 /// named like the spec's, security groups named like the spec's.
 async fn objects(world: &World) -> (usize, usize, usize) {
     let ec2 = world.ec2().await;
-    let reservations = ec2
-        .describe_instances()
-        .filters(filter("tag:hubform:workshop", WORKSHOP))
-        .send()
+    let instances = crate::common::live_instances(&ec2, Some(WORKSHOP))
         .await
-        .expect("DescribeInstances");
-    let instances = reservations
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state().and_then(|s| s.name()).map(|n| n.as_str())
-                != Some("terminated")
-        })
-        .count();
+        .len();
     let keys = ec2
         .describe_key_pairs()
         .filters(filter("key-name", KEY_NAME))

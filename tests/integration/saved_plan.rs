@@ -34,27 +34,9 @@ fn changes_made(world: &World) -> Vec<String> {
 }
 
 async fn instance_count(world: &World) -> usize {
-    let out = world
-        .ec2()
+    common::live_instances(&world.ec2().await, Some(WORKSHOP))
         .await
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:hubform:workshop")
-                .values(WORKSHOP)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeInstances");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state().and_then(|s| s.name()).map(|n| n.as_str())
-                != Some("terminated")
-        })
-        .count()
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -270,24 +270,12 @@ async fn pinned_host_key(world: &World) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Instances of the workshop that are not terminated, from moto.
+/// The instances moto holds that are not terminated (the world holds one
+/// workshop).
 async fn instances(world: &World) -> usize {
-    let found = world
-        .ec2()
+    crate::common::live_instances(&world.ec2().await, None)
         .await
-        .describe_instances()
-        .send()
-        .await
-        .expect("DescribeInstances");
-    found
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state().and_then(|s| s.name()).map(|n| n.as_str())
-                != Some("terminated")
-        })
-        .count()
+        .len()
 }
 
 /// `KIND STATUS` of each recorded `tljh-config reload`.
@@ -521,43 +509,14 @@ async fn system_upgrade_connection_dropped_is_retried() {
     w.plan_no_changes();
 }
 
-/// Doubles of the disk tools (the test host's root is the machine's own
-/// disk): the root file system is /dev/nvme0n1p1 on /dev/nvme0n1, sizes
-/// in /var/lib/hubform-disk; growpart holds on `growpart`.
+/// The disk tool doubles, with `growpart` holding on `growpart`, and a
+/// 30 GiB disk under a 20 GiB file system.
 fn disk_tools() -> String {
     format!(
-        r#"d=/var/lib/hubform-disk
-mkdir -p $d /usr/local/bin
-cat >/usr/local/bin/findmnt <<'X'
-#!/bin/sh
-d=/var/lib/hubform-disk
-case "$*" in
-  *SOURCE*) echo /dev/nvme0n1p1 ;; *FSTYPE*) echo ext4 ;; *SIZE*) cat $d/fs ;;
-esac
-X
-cat >/usr/local/bin/lsblk <<'X'
-#!/bin/sh
-d=/var/lib/hubform-disk
-case "$*" in
-  *PKNAME*) echo nvme0n1 ;; *PARTN*) echo 1 ;; *SIZE*) cat $d/disk ;;
-esac
-X
-cat >/usr/local/bin/growpart <<'X'
-#!/bin/sh
-{HOLD_SH}hold growpart
-echo "growpart $*" >>/var/lib/hubform-disk/calls
-X
-cat >/usr/local/bin/resize2fs <<'X'
-#!/bin/sh
-d=/var/lib/hubform-disk
-echo "resize2fs $*" >>$d/calls; cp $d/disk $d/fs
-X
-chmod 0755 /usr/local/bin/findmnt /usr/local/bin/lsblk \
-  /usr/local/bin/growpart /usr/local/bin/resize2fs
-echo {disk} >$d/disk; echo {fs} >$d/fs
-"#,
-        disk = 30u64 << 30,
-        fs = 20u64 << 30,
+        "{}echo {} >/var/lib/hubform-disk/disk; echo {} >/var/lib/hubform-disk/fs\n",
+        crate::tljh_double::disk_tools(&format!("{HOLD_SH}hold growpart\n")),
+        30u64 << 30,
+        20u64 << 30,
     )
 }
 

@@ -851,3 +851,41 @@ pub fn config_value(tljh: &TljhHost, key: &str) -> serde_json::Value {
     }
     node.clone()
 }
+
+/// Doubles of the disk tools for a test host (its root is the machine's
+/// own disk): the root file system is /dev/nvme0n1p1 on /dev/nvme0n1,
+/// their sizes in /var/lib/hubform-disk; growpart and resize2fs record
+/// their calls and resize2fs fills the disk. `before_growpart` is shell
+/// run first by the growpart double (a hold, for fault tests).
+pub fn disk_tools(before_growpart: &str) -> String {
+    format!(
+        r#"d=/var/lib/hubform-disk
+mkdir -p $d /usr/local/bin
+cat >/usr/local/bin/findmnt <<'X'
+#!/bin/sh
+d=/var/lib/hubform-disk
+case "$*" in
+  *SOURCE*) echo /dev/nvme0n1p1 ;; *FSTYPE*) echo ext4 ;; *SIZE*) cat $d/fs ;;
+esac
+X
+cat >/usr/local/bin/lsblk <<'X'
+#!/bin/sh
+d=/var/lib/hubform-disk
+case "$*" in
+  *PKNAME*) echo nvme0n1 ;; *PARTN*) echo 1 ;; *SIZE*) cat $d/disk ;;
+esac
+X
+cat >/usr/local/bin/growpart <<'X'
+#!/bin/sh
+{before_growpart}echo "growpart $*" >>/var/lib/hubform-disk/calls
+X
+cat >/usr/local/bin/resize2fs <<'X'
+#!/bin/sh
+d=/var/lib/hubform-disk
+echo "resize2fs $*" >>$d/calls; cp $d/disk $d/fs
+X
+chmod 0755 /usr/local/bin/findmnt /usr/local/bin/lsblk \
+  /usr/local/bin/growpart /usr/local/bin/resize2fs
+"#
+    )
+}
