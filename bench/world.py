@@ -1,8 +1,7 @@
 """The bench's world: one moto_server and the test proxy in front of it,
 both on free 127.0.0.1 ports, shared by every tool the bench runs.
 
-Every tool talks to the proxy (tests/harness/proxy.py, run by
-bench/proxy.py without Nagle's delay), which counts each AWS request by
+Every tool talks to the proxy (tests/harness/proxy.py), which counts each AWS request by
 service and action; moto is reset between scenarios. Two of
 the proxy's always-on rules are switched off for the bench because they
 model AWS behaviour the peers cannot sit through on a stand-in: the
@@ -83,7 +82,7 @@ class World:
         port_file = Path(tempfile.mkdtemp(dir=self.work)) / "proxy.port"
         log = open(self.work / "proxy.log", "wb")
         self.proxy = subprocess.Popen(
-            [self.venv / "bin/python", ROOT / "bench/proxy.py",
+            [self.venv / "bin/python", ROOT / "tests/harness/proxy.py",
              "--upstream", self.moto_url, "--port-file", port_file,
              # If the bench dies without stopping them, the proxy stops
              # itself and moto.
