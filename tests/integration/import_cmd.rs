@@ -195,8 +195,10 @@ async fn import_refuses_unknown_objects_and_ids_and_other_owners() {
     let run =
         import(&world, &spec, "security_group.web", missing).expect_code(1);
     assert!(
-        run.stderr.contains("declares no security_group.web")
-            && run.stderr.contains(GROUP),
+        run.stderr.contains(&format!(
+            "{}: the spec declares no security_group.web",
+            spec.display()
+        )) && run.stderr.contains(GROUP),
         "{}",
         both(&run)
     );

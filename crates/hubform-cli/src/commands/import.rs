@@ -15,7 +15,10 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, CliError> {
     // A mistyped id is found offline, before any AWS request.
     let (_, desired) =
         session::load(&args.aws.spec, args.aws.region.as_deref())?;
-    let id = import::resource(&desired, &args.resource)?;
+    let id = import::resource(&desired, &args.resource).map_err(|mut e| {
+        e.message = format!("{}: {}", args.aws.spec.display(), e.message);
+        e
+    })?;
 
     let session = session::open(&args.aws).await?;
     let (account, arn) = session.stack.aws.identity().await?;
