@@ -554,3 +554,42 @@ async fn server_error_after_allocate_address_is_not_repeated() {
     assert_eq!(census(&world).await, ONE_OF_EACH, "one address");
     expect_in_sync(&world, &spec);
 }
+
+/// A rule that appeared between the plan and the apply (added by hand,
+/// or by a run killed midway) makes AWS refuse the whole batch of rules
+/// as a duplicate: they are then added one at a time, and all three are
+/// there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_already_there_does_not_keep_the_others_out() {
+    let world = World::start().await;
+    let spec = example(&world);
+    world.fault(
+        "AuthorizeSecurityGroupIngress",
+        "InvalidPermission.Duplicate",
+        400,
+        1,
+    );
+
+    let run = apply_run(&world, &spec);
+    assert_eq!(run.code, 0, "{}", both(&run));
+
+    let calls = attempts_of(&world, "AuthorizeSecurityGroupIngress");
+    assert_eq!(calls.len(), 4, "all three at once, then each: {calls:?}");
+    let groups = world
+        .ec2()
+        .await
+        .describe_security_groups()
+        .filters(filter("group-name", "workshop-sg"))
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let mut ports: Vec<i32> = groups
+        .security_groups()
+        .iter()
+        .flat_map(|g| g.ip_permissions())
+        .filter_map(|p| p.from_port())
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [22, 80, 443], "the example's ingress rules");
+    expect_in_sync(&world, &spec);
+}

@@ -130,44 +130,65 @@ fn permission(rule: &Rule) -> IpPermission {
     p.build()
 }
 
+/// Authorizes `rules` in one call. AWS refuses the whole call when one
+/// rule is already there (added by hand since the plan, or by a run that
+/// was killed midway): then they are added one at a time, each rule
+/// already there taken as done.
 async fn authorize(
     aws: &Aws,
     group_id: &str,
     egress: bool,
     rules: &[Rule],
 ) -> Result<(), Failure> {
-    for rule in rules {
-        // A group created a moment ago may not be visible yet.
-        let result = aws
-            .eventually(&["InvalidGroup.NotFound"], || async {
-                let p = permission(rule);
-                if egress {
-                    let sent = aws
-                        .ec2
-                        .authorize_security_group_egress()
-                        .group_id(group_id)
-                        .ip_permissions(p)
-                        .send()
-                        .await;
-                    checked("AuthorizeSecurityGroupEgress", sent).map(drop)
-                } else {
-                    let sent = aws
-                        .ec2
-                        .authorize_security_group_ingress()
-                        .group_id(group_id)
-                        .ip_permissions(p)
-                        .send()
-                        .await;
-                    checked("AuthorizeSecurityGroupIngress", sent).map(drop)
+    let one_call = authorize_call(aws, group_id, egress, rules).await;
+    match one_call {
+        Err(e) if e.is(ALREADY_THERE) && rules.len() > 1 => {
+            for rule in rules {
+                let single = std::slice::from_ref(rule);
+                match authorize_call(aws, group_id, egress, single).await {
+                    Err(e) if !e.is(ALREADY_THERE) => return Err(e.failure),
+                    _ => {}
                 }
-            })
-            .await;
-        match result {
-            Err(e) if !e.is(ALREADY_THERE) => return Err(e.failure),
-            _ => {}
+            }
+            Ok(())
         }
+        Err(e) if !e.is(ALREADY_THERE) => Err(e.failure),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// One `AuthorizeSecurityGroupIngress` (or `…Egress`) call for `rules`,
+/// waiting out a group created a moment ago that is not visible yet.
+async fn authorize_call(
+    aws: &Aws,
+    group_id: &str,
+    egress: bool,
+    rules: &[Rule],
+) -> Result<(), crate::error::CallError> {
+    let permissions: Vec<IpPermission> = rules.iter().map(permission).collect();
+    aws.eventually(&["InvalidGroup.NotFound"], || async {
+        let permissions = Some(permissions.clone());
+        if egress {
+            let sent = aws
+                .ec2
+                .authorize_security_group_egress()
+                .group_id(group_id)
+                .set_ip_permissions(permissions)
+                .send()
+                .await;
+            checked("AuthorizeSecurityGroupEgress", sent).map(drop)
+        } else {
+            let sent = aws
+                .ec2
+                .authorize_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(permissions)
+                .send()
+                .await;
+            checked("AuthorizeSecurityGroupIngress", sent).map(drop)
+        }
+    })
+    .await
 }
 
 async fn revoke(
