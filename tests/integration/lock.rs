@@ -558,3 +558,48 @@ async fn an_interrupted_apply_gives_its_lock_back() {
     apply(&world, &spec);
     assert_eq!(objects(&world).await, (1, 1, 1), "one of each");
 }
+
+/// `backup` and `backups --prune` hold the lock while they act (an apply
+/// could replace or stop the instance mid-backup, or a prune delete the
+/// backup a replace is about to keep); a plain `backups` list does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_and_prune_take_the_lock_too() {
+    let world = World::start().await;
+    let spec = example(&world);
+    apply(&world, &spec);
+    let apply_now = || {
+        hubform(
+            &world,
+            &["apply", "--auto-approve", spec.to_str().expect("UTF-8")],
+        )
+    };
+
+    for (verb, action, args) in [
+        ("backup", "CreateImage", vec!["backup"]),
+        ("backup", "CreateImage", vec!["backup"]),
+        (
+            "backups --prune",
+            "DeregisterImage",
+            vec!["backups", "--prune", "1"],
+        ),
+    ] {
+        world.hold(action, RELEASE, 120);
+        let mut cmd = world.hubform();
+        cmd.args(&args).arg(&spec);
+        let mut running = Background::spawn(cmd);
+        wait_holding(&world, action, &mut [&mut running]);
+        let lock = the_lock(&world).await;
+        let holder =
+            tag(lock.tags(), "hubform:lock-holder").unwrap_or_default();
+        assert!(holder.ends_with(&format!(", {verb}")), "{verb}: {holder}");
+
+        assert_refused(&apply_now(), verb);
+        let listed =
+            hubform(&world, &["backups", spec.to_str().expect("UTF-8")]);
+        assert_eq!(listed.code, 0, "a list needs no lock: {listed:?}");
+
+        release_hold(&world).await;
+        running.finish().expect_code(0);
+        assert!(locks(&world).await.is_empty(), "{verb} gave it back");
+    }
+}

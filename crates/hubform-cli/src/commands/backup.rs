@@ -29,11 +29,22 @@ pub async fn run(args: &BackupArgs) -> Result<ExitCode, CliError> {
         instances.push((server, instance_id));
     }
 
+    // An apply meanwhile could replace or stop the instance mid-backup.
+    let lock = crate::lock::hold(&session, "backup").await?;
+    let mut result = Ok(());
     for (server, instance_id) in instances {
-        let taken =
-            backup::take(aws, &server, &instance_id, &Stderr::open()).await?;
-        println!("{server}: {} {}", taken.image_id, taken.name);
+        match backup::take(aws, &server, &instance_id, &Stderr::open()).await {
+            Ok(taken) => {
+                println!("{server}: {} {}", taken.image_id, taken.name)
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
     }
+    lock.release().await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -74,7 +85,11 @@ pub async fn list(args: &BackupsArgs) -> Result<ExitCode, CliError> {
     let aws = &session.stack.aws;
 
     if let Some(keep) = args.prune {
-        let deleted = backup::prune(aws, keep).await?;
+        // Not while a replace or destroy takes the backup it would keep.
+        let lock = crate::lock::hold(&session, "backups --prune").await?;
+        let pruned = backup::prune(aws, keep).await;
+        lock.release().await;
+        let deleted = pruned?;
         for b in &deleted {
             println!(
                 "Deleted {} {} ({})",
