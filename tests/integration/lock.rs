@@ -26,6 +26,8 @@ const GROUP_NAME: &str = "workshop-sg";
 const LOCKED: &str = "is locked by another run";
 /// The call the proxy releases a held call on.
 const RELEASE: &str = "DescribeRegions";
+/// The tag naming the lock's holding process.
+const PROCESS: &str = "hubform:lock-process";
 
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
@@ -322,6 +324,8 @@ async fn destroy_takes_the_lock_too() {
     assert!(locks(&world).await.is_empty(), "the lock was given back");
 }
 
+/// A killed run's lock from another machine (its process cannot be
+/// checked from here) blocks until it expires, then is taken over.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_applys_lock_expires_and_is_taken_over() {
     let world = World::start().await;
@@ -332,6 +336,21 @@ async fn a_killed_applys_lock_expires_and_is_taken_over() {
         .env("HUBFORM_LOCK_TTL_SECS", "10");
     Background::of(world.spawn_paused(cmd, "lock-taken")).kill();
     let stale = the_lock(&world).await;
+    // As if that run had been on another machine: another boot id.
+    world
+        .ec2()
+        .await
+        .create_tags()
+        .resources(stale.key_pair_id().expect("an id"))
+        .tags(
+            Tag::builder()
+                .key(PROCESS)
+                .value("linux:another-machines-boot-id:4026531836:7:99")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("name a process on another machine");
     let expires = expiry(&stale);
     assert!(now() < expires, "the lock has not expired yet");
 
@@ -423,10 +442,87 @@ async fn two_runs_racing_for_a_stale_lock_one_wins() {
     assert!(locks(&world).await.is_empty(), "no lock is left");
 }
 
+/// A run killed on this machine cannot give its lock back; the next run
+/// here sees that its process is gone and takes the lock over at once,
+/// long before it would expire.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_runs_lock_on_this_machine_is_taken_over_at_once() {
+    let world = World::start().await;
+    let spec = example(&world);
+    let mut cmd = world.hubform();
+    cmd.args(["apply", "--auto-approve"]).arg(&spec);
+    Background::of(world.spawn_paused(cmd, "lock-taken")).kill();
+    let dead = the_lock(&world).await;
+    let named = tag(dead.tags(), PROCESS).unwrap_or_default();
+    assert!(named.starts_with(&this_machine()), "{named}");
+    assert!(expiry(&dead) > now() + 200, "the lock lives 300 s");
+
+    let next = apply(&world, &spec);
+    assert!(
+        next.stderr.contains(
+            "ended on this machine without giving it back; taking the lock \
+             over"
+        ),
+        "{}",
+        next.stderr
+    );
+    assert!(next.stdout.contains("Apply complete!"), "{}", next.stdout);
+    assert!(expiry(&dead) > now(), "taken before the old lock expired");
+    assert_eq!(objects(&world).await, (1, 1, 1), "one of each");
+    assert!(locks(&world).await.is_empty(), "no lock is left");
+}
+
+/// A lock naming a live process of this machine holds; the same pid with
+/// another start time (the pid was reused after the holder died) does
+/// not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_holder_here_keeps_its_lock_and_a_reused_pid_does_not() {
+    let world = World::start().await;
+    let spec = example(&world);
+    let pid = std::process::id();
+    let start = crate::host::process_start_time(pid).expect("our start");
+    let alive = format!("{}:{pid}:{start}", this_machine());
+    plant_lock(&world, now() + 300, Some(&alive)).await;
+    let spec_arg = spec.to_str().expect("UTF-8");
+    let refused = hubform(&world, &["apply", "--auto-approve", spec_arg]);
+    assert_refused(&refused, "apply");
+    assert_eq!(objects(&world).await, (0, 0, 0), "nothing was made");
+
+    free_dead_runs_lock(&world).await;
+    let reused = format!("{}:{pid}:{}", this_machine(), start + 1);
+    plant_lock(&world, now() + 300, Some(&reused)).await;
+    let next = apply(&world, &spec);
+    assert!(next.stdout.contains("Apply complete!"), "{}", next.stdout);
+    assert!(locks(&world).await.is_empty(), "no lock is left");
+}
+
+/// `linux:BOOT_ID:PID_NAMESPACE` of the machine and pid namespace the
+/// tests and the hubform they start run in.
+fn this_machine() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .expect("the boot id");
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .expect("the pid namespace")
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>();
+    format!("linux:{}:{namespace}", boot.trim())
+}
+
 /// A lock left by a run that died a minute ago; returns its id.
 async fn plant_stale_lock(world: &World) -> String {
-    let expired = now() - 60;
-    let tags = vec![
+    plant_lock(world, now() - 60, None).await
+}
+
+/// A lock that expires at `expires` (Unix seconds), naming `process` as
+/// its holder when given; returns its id.
+async fn plant_lock(
+    world: &World,
+    expires: u64,
+    process: Option<&str>,
+) -> String {
+    let mut tags = vec![
         Tag::builder().key("hubform:lock").value(WORKSHOP).build(),
         Tag::builder()
             .key("hubform:lock-holder")
@@ -434,9 +530,12 @@ async fn plant_stale_lock(world: &World) -> String {
             .build(),
         Tag::builder()
             .key("hubform:lock-expires")
-            .value(expired.to_string())
+            .value(expires.to_string())
             .build(),
     ];
+    if let Some(process) = process {
+        tags.push(Tag::builder().key(PROCESS).value(process).build());
+    }
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG6n0b0yAbXq0oB9BYv3cQAh3\
                GLh3mQ0OOhZ5lM0T4nH stale";
     let out = world
@@ -500,6 +599,17 @@ async fn a_second_apply_told_to_wait_acts_after_the_first() {
     world.hold("RunInstances", RELEASE, 120);
     let mut first = start(&world, &["apply"], &spec, None);
     wait_holding(&world, "RunInstances", &mut [&mut first]);
+    // The first run's IAM steps go on beside the held launch; from its
+    // last one on, any change would be the waiting run's.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !world
+        .requests()
+        .iter()
+        .any(|r| r.action == "CreateAccessKey")
+    {
+        assert!(Instant::now() < deadline, "the first run's IAM steps");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     world.reset_requests();
     let mut cmd = world.hubform();

@@ -15,10 +15,11 @@
 //! ```no_run
 //! # async fn demo(aws: &hubform_aws::Aws) -> Result<(), hubform_core::provider::Failure> {
 //! use std::time::Duration;
-//! use hubform_aws::lock::Attempt;
+//! use hubform_aws::lock::{Attempt, Claim};
 //!
 //! let lock = aws.lock();
-//! match lock.take("alice@laptop, pid 42, apply", Duration::from_secs(300)).await? {
+//! let me = Claim { holder: "alice@laptop, pid 42, apply", process: "" };
+//! match lock.take(&me, Duration::from_secs(300)).await? {
 //!     Attempt::Taken(lease) => lock.release(&lease).await?,
 //!     Attempt::Held(holder) => println!("held by {}", holder.holder),
 //! }
@@ -44,6 +45,9 @@ pub const HOLDER: &str = "hubform:lock-holder";
 pub const EXPIRES: &str = "hubform:lock-expires";
 /// When the lock expires, for people reading the tags.
 pub const EXPIRES_AT: &str = "hubform:lock-expires-at";
+/// The holding process, named so that a later run on the same machine
+/// can tell whether it is still there (the CLI's `lock::process`).
+pub const PROCESS: &str = "hubform:lock-process";
 
 /// How often `take` looks and tries again when other runs race it.
 const ROUNDS: u32 = 4;
@@ -68,6 +72,16 @@ pub struct Lease {
     pub expires: u64,
 }
 
+/// Who asks for the lock.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// `user@host, pid N, verb`, for people to read.
+    pub holder: &'a str,
+    /// The process, for a later run to check; empty when it cannot be
+    /// named.
+    pub process: &'a str,
+}
+
 /// Who holds a lock, as its tags say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
@@ -79,6 +93,8 @@ pub struct Holder {
     pub since: Option<u64>,
     /// When it expires unless refreshed, Unix seconds.
     pub expires: u64,
+    /// The holding process ([`PROCESS`]); empty when the tag is absent.
+    pub process: String,
 }
 
 /// What `take` found.
@@ -143,7 +159,7 @@ impl Lock {
     /// create is tried again: of two runs racing for it, one wins.
     pub async fn take(
         &self,
-        holder: &str,
+        claim: &Claim<'_>,
         ttl: Duration,
     ) -> Result<Attempt, Failure> {
         for round in 1..=ROUNDS {
@@ -159,7 +175,7 @@ impl Lock {
                 );
                 self.delete(&found.key_pair_id).await?;
             }
-            if let Some(lease) = self.create(holder, ttl).await? {
+            if let Some(lease) = self.create(claim, ttl).await? {
                 return Ok(Attempt::Taken(lease));
             }
             // Another run created it between our look and our create, or
@@ -172,6 +188,24 @@ impl Lock {
              {ROUNDS} times while this run tried; run again",
             self.name
         )))
+    }
+
+    /// Takes over the lock of a run known to have ended (its process is
+    /// gone) before it expired: deletes that lock by its id, then takes
+    /// the lock as [`Lock::take`] does.
+    pub async fn take_over(
+        &self,
+        ended: &Holder,
+        claim: &Claim<'_>,
+        ttl: Duration,
+    ) -> Result<Attempt, Failure> {
+        tracing::info!(
+            lock = %self.name,
+            holder = %ended.holder,
+            "taking over the lock of a run that ended"
+        );
+        self.delete(&ended.key_pair_id).await?;
+        self.take(claim, ttl).await
     }
 
     /// Moves the expiry of our lock forward by `ttl`, after checking that
@@ -231,14 +265,17 @@ impl Lock {
     /// key pair of that name exists.
     async fn create(
         &self,
-        holder: &str,
+        claim: &Claim<'_>,
         ttl: Duration,
     ) -> Result<Option<Lease>, Failure> {
         let expires = now() + ttl.as_secs().max(1);
         let mut lock_tags = vec![
             tags::tag(LOCK, &self.workshop),
-            tags::tag(HOLDER, &truncate(holder, 256)),
+            tags::tag(HOLDER, &truncate(claim.holder, 256)),
         ];
+        if !claim.process.is_empty() {
+            lock_tags.push(tags::tag(PROCESS, &truncate(claim.process, 256)));
+        }
         lock_tags.extend(expiry_tags(expires));
 
         let imported = self
@@ -291,6 +328,7 @@ fn holder(pair: &KeyPairInfo, workshop: &str) -> Option<Holder> {
             .create_time()
             .and_then(|t| u64::try_from(t.secs()).ok()),
         expires,
+        process: tags::value(tags, PROCESS).unwrap_or_default().to_owned(),
     })
 }
 
@@ -365,6 +403,15 @@ mod tests {
         assert_eq!(found.expires, 1_700_000_300);
         assert!(!found.expired(1_700_000_299));
         assert!(found.expired(1_700_000_300));
+        assert_eq!(found.process, "", "no process tag: none named");
+
+        let named = pair(&[
+            (LOCK, "demo"),
+            (EXPIRES, "1700000300"),
+            (PROCESS, "linux:b:4026531836:7:99"),
+        ]);
+        let found = holder(&named, "demo").expect("a lock");
+        assert_eq!(found.process, "linux:b:4026531836:7:99");
     }
 
     #[test]

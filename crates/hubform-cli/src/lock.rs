@@ -5,7 +5,9 @@
 //! every third of its lifetime, so that a long step (a TLJH install) never
 //! lets it expire. `Held::release` gives it back at the end, also after a
 //! failed apply; Ctrl-C and SIGTERM give it back before the process ends.
-//! A lock whose run was killed expires by itself after its lifetime.
+//! A lock whose run was killed expires by itself after its lifetime, and
+//! is taken over at once by a run on the same machine that sees the
+//! holding process gone (`process`).
 //!
 //! Settings: `HUBFORM_LOCK_TTL_SECS` (the lifetime, 300 by default) and
 //! `HUBFORM_LOCK_WAIT_SECS` (how long to wait for another run's lock
@@ -14,7 +16,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hubform_aws::lock::{self, Attempt, Holder, Lease, Lock, Refresh};
+mod process;
+
+use hubform_aws::lock::{self, Attempt, Claim, Holder, Lease, Lock, Refresh};
 use hubform_core::pause::pause_point;
 use tokio::task::JoinHandle;
 
@@ -51,8 +55,13 @@ pub async fn hold(session: &Session, verb: &str) -> Result<Held, CliError> {
     let settings = settings()?;
     let lock = session.stack.aws.lock();
     let holder = holder(verb);
+    let process = process::this();
+    let claim = Claim {
+        holder: &holder,
+        process: &process,
+    };
 
-    let lease = take(&lock, &holder, &settings, session).await?;
+    let lease = take(&lock, &claim, &settings, session).await?;
     tracing::debug!(lock = lock.name(), id = %lease.key_pair_id, "lock taken");
 
     let lost = Arc::new(Mutex::new(None));
@@ -104,17 +113,30 @@ impl Held {
     }
 }
 
-/// Tries to take the lock until it is ours or the wait is over.
+/// Tries to take the lock until it is ours or the wait is over. The lock
+/// of a run that ended on this machine without giving it back is taken
+/// over at once.
 async fn take(
     lock: &Lock,
-    holder: &str,
+    claim: &Claim<'_>,
     settings: &Settings,
     session: &Session,
 ) -> Result<Lease, CliError> {
     let deadline = Instant::now() + settings.wait;
     let mut told = false;
     loop {
-        let other = match lock.take(holder, settings.ttl).await? {
+        let mut attempt = lock.take(claim, settings.ttl).await?;
+        if let Attempt::Held(other) = &attempt {
+            if process::ended(&other.process) {
+                eprintln!(
+                    "hubform: the workshop lock's holder ({}) ended on this \
+                     machine without giving it back; taking the lock over",
+                    other.holder
+                );
+                attempt = lock.take_over(other, claim, settings.ttl).await?;
+            }
+        }
+        let other = match attempt {
             Attempt::Taken(lease) => return Ok(lease),
             Attempt::Held(other) => other,
         };
@@ -148,8 +170,9 @@ fn refusal(lock: &Lock, other: &Holder, session: &Session) -> String {
          The lock expires at {expires} (in {left}) unless that run keeps \
          it alive: wait for that run to finish and run this command again, \
          or set HUBFORM_LOCK_WAIT_SECS=<seconds> to wait for it. A killed \
-         run's lock expires by itself; if you are sure that run is dead and \
-         cannot wait, delete its lock, the key pair {name}: aws ec2 \
+         run's lock expires by itself (a run on the machine it ran on takes \
+         it over at once); if you are sure that run is dead and cannot \
+         wait, delete its lock, the key pair {name}: aws ec2 \
          delete-key-pair --key-pair-id {id} --region {region}",
         workshop = session.desired.workshop,
         holder = other.holder,
