@@ -80,3 +80,81 @@ async fn an_unknown_state_is_a_spec_error_at_its_line() {
     );
     assert!(d.mutating_calls().is_empty());
 }
+
+/// With the host layer: a server the spec stops is not verified. The
+/// test host goes down when EC2 stops the instance (its connections
+/// dropped, its sshd frozen, as a stopped instance answers nothing): a
+/// verification would wait for SSH and fail the apply.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_servers_host_is_not_verified() {
+    let world = crate::world::World::start().await;
+    let tljh = crate::tljh_double::TljhHost::start();
+    let keys = world.dir().join("keys");
+    std::fs::create_dir_all(&keys).expect("keys folder");
+    std::fs::copy(
+        tljh.host.client_key(),
+        keys.join("workshop-central-asia.pem"),
+    )
+    .expect("the test host's client key as the key pair's");
+    let spec = world.dir().join("workshop.yaml");
+    let text = crate::example_host::offline_example(&tljh);
+    std::fs::write(&spec, &text).expect("write the spec");
+    let apply = || {
+        let mut cmd = world.hubform();
+        cmd.args(["apply", "--auto-approve", "--ssh-endpoint"])
+            .arg(tljh.host.endpoint())
+            .arg(&spec)
+            .env("HUBFORM_SSH_TIMEOUT_SECS", "2")
+            .env("HUBFORM_SSH_RETRY_SECS", "6");
+        cmd
+    };
+    let first = crate::common::run(apply());
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+
+    let stopped = text.replace("    state: running\n", "    state: stopped\n");
+    assert_ne!(stopped, text, "the example declares state: running");
+    std::fs::write(&spec, stopped).expect("write the stopped spec");
+    world.hold("StopInstances", "DescribeRegions", 120);
+    let second = std::thread::spawn({
+        let cmd = apply();
+        move || crate::common::run(cmd)
+    });
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let holds = world.holds();
+        let holding = holds.as_array().is_some_and(|all| {
+            all.iter().any(|h| {
+                h["action"] == "StopInstances" && h["outcome"] == "holding"
+            })
+        });
+        if holding {
+            break;
+        }
+        assert!(
+            !second.is_finished() && std::time::Instant::now() < deadline,
+            "StopInstances never held: {holds}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tljh.host.drop_connections();
+    let frozen = tljh.host.freeze_listener();
+    world
+        .proxy_ec2()
+        .await
+        .describe_regions()
+        .send()
+        .await
+        .expect("release StopInstances");
+    let second = second.join().expect("the apply's thread");
+    tljh.host.thaw(&frozen);
+
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let instances = crate::common::live_instances(
+        &world.ec2().await,
+        Some("groundwater-central-asia"),
+    )
+    .await;
+    let state = instances[0].state().and_then(|s| s.name());
+    assert_eq!(state.map(|n| n.as_str()), Some("stopped"));
+}
