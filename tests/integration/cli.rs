@@ -637,3 +637,46 @@ async fn cli_loopback_only_never_asks_the_instance_metadata_service() {
     );
     assert!(world.requests().is_empty(), "{:?}", world.requests());
 }
+
+/// Output into a closed pipe (`hubform plan | head`, quitting `less`) or
+/// onto a full disk ends the run with exit 1 and no panic; a closed pipe
+/// quietly, a full disk with what went wrong.
+#[test]
+fn cli_a_closed_pipe_or_a_full_disk_ends_without_a_panic() {
+    let spec = workspace_root().join(EXAMPLE);
+    let validate = |stdout: Stdio| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hubform"))
+            .arg("validate")
+            .arg(&spec)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .output()
+            .expect("run hubform validate");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let closed = validate(Stdio::from(writer));
+    assert_no_panic("a closed pipe", &closed);
+    assert_eq!(closed.code, 1, "{}", closed.stderr);
+    assert_eq!(closed.stderr, "", "a closed pipe ends quietly");
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let full = validate(Stdio::from(full));
+    assert_no_panic("a full disk", &full);
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    assert!(
+        full.stderr
+            .contains("error: cannot write to standard output: No space left"),
+        "{}",
+        full.stderr
+    );
+}

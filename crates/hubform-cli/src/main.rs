@@ -20,10 +20,28 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `println!` for results, through [`out::write`].
+macro_rules! outln {
+    () => {
+        $crate::out::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for results, through [`out::write`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod lock;
 mod logging;
+mod out;
 mod progress;
 mod saved;
 mod session;

@@ -104,11 +104,11 @@ async fn act(
         plan
     };
     if destroy && plan.is_empty() {
-        println!("No changes. No object of workshop {workshop} exists.");
+        outln!("No changes. No object of workshop {workshop} exists.");
         print_backups(session).await;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render::render(&plan));
+    out!("{}", render::render(&plan));
     if plan.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -145,19 +145,19 @@ async fn act(
 
     let report = apply::apply(&session.stack, &plan, &Stderr::open()).await;
     let (added, changed, destroyed) = report.counts();
-    println!();
+    outln!();
     if report.failed() {
-        println!("Errors:");
+        outln!("Errors:");
         for (id, _, outcome) in &report.outcomes {
             match outcome {
-                Outcome::Failed(msg) => println!("  {id}: {msg}"),
+                Outcome::Failed(msg) => outln!("  {id}: {msg}"),
                 Outcome::Skipped(by) => {
-                    println!("  {id}: not attempted, it waits for {by}")
+                    outln!("  {id}: not attempted, it waits for {by}")
                 }
                 Outcome::Done(_) => {}
             }
         }
-        println!(
+        outln!(
             "\n{verb} failed: {added} added, {changed} changed, \
              {destroyed} destroyed. Fix the errors above and run {verb} \
              again; it continues where this run stopped."
@@ -165,14 +165,14 @@ async fn act(
         return Ok(ExitCode::from(1));
     }
     if !destroy && !verify(session).await {
-        println!(
+        outln!(
             "\nApply finished: {added} added, {changed} changed, \
              {destroyed} destroyed, but the verification failed (above)."
         );
         return Ok(ExitCode::from(1));
     }
     let done = if destroy { "Destroy" } else { "Apply" };
-    println!(
+    outln!(
         "{done} complete! Resources: {added} added, {changed} changed, \
          {destroyed} destroyed."
     );
@@ -188,32 +188,35 @@ async fn print_backups(session: &session::Session) {
     let backups = match backup::list(&session.stack.aws).await {
         Ok(backups) => backups,
         Err(e) => {
-            println!("Cannot list the workshop's backups: {e}");
+            outln!("Cannot list the workshop's backups: {e}");
             return;
         }
     };
     if backups.is_empty() {
         return;
     }
-    println!(
+    outln!(
         "\nKept {} backup(s) of workshop {} (AMIs, not destroyed):",
         backups.len(),
         session.desired.workshop
     );
     for b in &backups {
-        println!(
+        outln!(
             "  {}  {}  server {}  {}",
-            b.image_id, b.name, b.server, b.created
+            b.image_id,
+            b.name,
+            b.server,
+            b.created
         );
     }
-    println!(
+    outln!(
         "They cost storage until deregistered: `hubform backups SPEC \
          --prune N` keeps the newest N."
     );
 }
 
 fn confirm(verb: &str, place: &str) -> Result<bool, CliError> {
-    print!(
+    out!(
         "\nDo you want to {verb} these changes ({place})?\n  Only 'yes' \
          will be accepted: "
     );
@@ -233,10 +236,10 @@ async fn verify(session: &session::Session) -> bool {
     let mut ok = true;
     for (id, result) in results {
         match result {
-            Ok(what) => println!("{id}: verified: {what}"),
+            Ok(what) => outln!("{id}: verified: {what}"),
             Err(problem) => {
                 ok = false;
-                println!("{id}: verification failed: {problem}");
+                outln!("{id}: verification failed: {problem}");
             }
         }
     }

@@ -35,7 +35,7 @@ pub async fn run(args: &BackupArgs) -> Result<ExitCode, CliError> {
     for (server, instance_id) in instances {
         match backup::take(aws, &server, &instance_id, &Stderr::open()).await {
             Ok(taken) => {
-                println!("{server}: {} {}", taken.image_id, taken.name)
+                outln!("{server}: {} {}", taken.image_id, taken.name)
             }
             Err(e) => {
                 result = Err(e);
@@ -91,7 +91,7 @@ pub async fn list(args: &BackupsArgs) -> Result<ExitCode, CliError> {
         lock.release().await;
         let deleted = pruned?;
         for b in &deleted {
-            println!(
+            outln!(
                 "Deleted {} {} ({})",
                 b.image_id,
                 b.name,
@@ -99,15 +99,15 @@ pub async fn list(args: &BackupsArgs) -> Result<ExitCode, CliError> {
             );
         }
         if deleted.is_empty() {
-            println!("Nothing to prune.");
+            outln!("Nothing to prune.");
         }
     }
 
     let backups = backup::list(aws).await?;
     if backups.is_empty() {
-        println!("No backups of {}.", session.desired.workshop);
+        outln!("No backups of {}.", session.desired.workshop);
     } else {
-        print!("{}", table(&backups));
+        out!("{}", table(&backups));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use crate::commands::CliError;
 
 pub fn run(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
     let script = script(&args.shell)?;
-    print!("{script}");
+    out!("{script}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -273,16 +273,14 @@ struct Report {
 impl Report {
     /// Prints one check, as soon as it is known.
     fn add(&mut self, check: Check) {
-        println!("{check}");
+        outln!("{check}");
         self.counts[check.status as usize] += 1;
     }
 
     /// Prints the summary and returns the exit code: 1 when any failed.
     fn finish(self) -> ExitCode {
         let [ok, warn, fail, skip] = self.counts;
-        println!(
-            "\n{ok} ok, {warn} warning(s), {fail} failed, {skip} skipped."
-        );
+        outln!("\n{ok} ok, {warn} warning(s), {fail} failed, {skip} skipped.");
         if fail > 0 {
             ExitCode::from(1)
         } else {

@@ -58,9 +58,9 @@ pub async fn run(args: &DriftArgs) -> Result<ExitCode, CliError> {
         }
     }
     if args.json {
-        println!("{}", report::json(&reports));
+        outln!("{}", report::json(&reports));
     } else {
-        print!("{}", report::text(&reports));
+        out!("{}", report::text(&reports));
     }
     Ok(ExitCode::from(report::exit_code(&reports)))
 }

@@ -37,7 +37,7 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, CliError> {
     let imported = result?;
 
     let spec = args.aws.spec.display().to_string();
-    print!("{}", report(&id.to_string(), &spec, &imported));
+    out!("{}", report(&id.to_string(), &spec, &imported));
     Ok(ExitCode::SUCCESS)
 }
 

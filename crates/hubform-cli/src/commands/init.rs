@@ -142,12 +142,15 @@ fn report(
     schema_note: Option<String>,
 ) {
     let size = starter::size_for(answers.users);
-    println!(
+    outln!(
         "Wrote {shown}: workshop {} in {}, a {} for {} participants.",
-        answers.workshop, answers.region, size.instance_type, answers.users
+        answers.workshop,
+        answers.region,
+        size.instance_type,
+        answers.users
     );
     if let Some(note) = schema_note {
-        println!("Note: {note}.");
+        outln!("Note: {note}.");
     }
 
     let placeholders = [
@@ -159,10 +162,10 @@ fn report(
             .then_some("the contact for Let's Encrypt (letsencrypt_email)"),
     ];
     if placeholders.iter().any(Option::is_some) {
-        println!("Before you apply, replace what is marked REPLACE in it:");
+        outln!("Before you apply, replace what is marked REPLACE in it:");
         for placeholder in placeholders.into_iter().flatten() {
-            println!("  - {placeholder}");
+            outln!("  - {placeholder}");
         }
     }
-    println!("Next: hubform validate {shown} && hubform plan {shown}");
+    outln!("Next: hubform validate {shown} && hubform plan {shown}");
 }

@@ -25,7 +25,7 @@ pub fn run(args: &ManArgs) -> Result<ExitCode, CliError> {
         std::fs::write(&path, text).map_err(|e| {
             CliError::Other(format!("cannot write {}: {e}", path.display()))
         })?;
-        println!("{}", path.display());
+        outln!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,7 +73,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Completions(args) => completions::run(&args),
         Command::Man(args) => man::run(&args),
         Command::Schema => {
-            print!("{}", hubform_core::spec::json_schema());
+            out!("{}", hubform_core::spec::json_schema());
             Ok(ExitCode::SUCCESS)
         }
     }

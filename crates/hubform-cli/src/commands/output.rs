@@ -28,8 +28,8 @@ pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
         let address = eip
             .or_else(|| instance.get_extra("public_ip"))
             .unwrap_or("");
-        println!("{key}.instance_id = {:?}", instance.cloud_id);
-        println!("{key}.elastic_ip  = {:?}", eip.unwrap_or(""));
+        outln!("{key}.instance_id = {:?}", instance.cloud_id);
+        outln!("{key}.elastic_ip  = {:?}", eip.unwrap_or(""));
         let key_file = server
             .text("key_pair")
             .and_then(|k| {
@@ -40,10 +40,10 @@ pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
             })
             .unwrap_or("KEY.pem");
         if let Some(name) = server.text("dns_name") {
-            println!("{key}.dns_name    = {name:?}");
+            outln!("{key}.dns_name    = {name:?}");
         }
         if !address.is_empty() {
-            println!(
+            outln!(
                 "{key}.ssh         = \"ssh -i {key_file} ubuntu@{address}\""
             );
         }

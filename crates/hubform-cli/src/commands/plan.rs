@@ -59,9 +59,9 @@ pub async fn run(args: &PlanArgs) -> Result<ExitCode, CliError> {
         json["lints"] = lint::to_json(&lints, &file);
         json["lint_level"] = args.lint.as_str().into();
         json["refused"] = refused.into();
-        println!("{json:#}");
+        outln!("{json:#}");
     } else {
-        print!("{}", render::render(&plan));
+        out!("{}", render::render(&plan));
         print_held(&held);
         print_cost(&estimate);
         print_lints(&lints, &file, deny);
@@ -91,7 +91,7 @@ pub async fn run(args: &PlanArgs) -> Result<ExitCode, CliError> {
 /// Says which changes apply will refuse without a flag.
 pub fn print_held(held: &[Held]) {
     for h in held {
-        println!("\nProtected: {}", h.message());
+        outln!("\nProtected: {}", h.message());
     }
 }
 
@@ -112,14 +112,14 @@ pub fn price_table(path: Option<&Path>) -> Result<PriceTable, CliError> {
 fn print_cost(estimate: &Estimate) {
     let text = cost::render(estimate);
     if !text.is_empty() {
-        print!("\n{text}");
+        out!("\n{text}");
     }
 }
 
 /// Prints the lints after a blank line, if any.
 pub fn print_lints(lints: &[Lint], file: &str, deny: bool) {
     if !lints.is_empty() {
-        print!("\n{}", lint::render(lints, file, deny));
+        out!("\n{}", lint::render(lints, file, deny));
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn run(args: &AwsArgs) -> Result<ExitCode, CliError> {
     for server in session.desired.of_kind(Kind::Instance) {
         let (text, problem) =
             server_status(&session, &observed, &server.id).await;
-        print!("{text}");
+        out!("{text}");
         problems.extend(problem);
     }
     if problems.is_empty() {

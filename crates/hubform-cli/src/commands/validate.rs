@@ -12,7 +12,7 @@ use crate::session;
 pub fn run(args: &SpecArg) -> Result<ExitCode, CliError> {
     let (loaded, desired) = session::load(&args.spec, None)?;
     let lookups = desired.of_kind(Kind::Image).count();
-    println!(
+    outln!(
         "{}: valid; workshop {} in {}, {} resources and {lookups} image \
          lookup(s).",
         loaded.file(),
