@@ -680,3 +680,23 @@ fn cli_a_closed_pipe_or_a_full_disk_ends_without_a_panic() {
         full.stderr
     );
 }
+
+/// destroy offers only what it takes: no saved plan, nothing to replace.
+#[test]
+fn cli_destroy_offers_no_plan_file_and_no_replace() {
+    let help = bare(&["destroy", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    for flag in ["--allow-destroy", "--no-backup", "--auto-approve"] {
+        assert!(help.stdout.contains(flag), "{flag}:\n{}", help.stdout);
+    }
+    for flag in ["--plan", "--allow-replace"] {
+        assert!(!help.stdout.contains(flag), "{flag}:\n{}", help.stdout);
+    }
+    let saved = bare(&["destroy", "--plan", "workshop.plan"]);
+    assert_eq!(saved.code, 1, "a usage error:\n{}", saved.stderr);
+    assert!(
+        saved.stderr.contains("unexpected argument '--plan'"),
+        "{}",
+        saved.stderr
+    );
+}

@@ -92,16 +92,7 @@ impl Check {
 impl fmt::Display for Check {
     /// `fail  NAME: TEXT; fix: FIX`, one line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let skipped = if self.status == Status::Skip {
-            "skipped: "
-        } else {
-            ""
-        };
-        write!(
-            f,
-            "{:<5} {}: {skipped}{}",
-            self.status, self.name, self.text
-        )?;
+        write!(f, "{:<5} {}: {}", self.status, self.name, self.text)?;
         match &self.fix {
             Some(fix) => write!(f, "; fix: {fix}"),
             None => Ok(()),
@@ -457,10 +448,7 @@ mod tests {
             "fail  key file: mode 0644; fix: chmod 400 k.pem"
         );
         let skip = Check::skip("ssh hub", "needs credentials");
-        assert_eq!(
-            skip.to_string(),
-            "skip  ssh hub: skipped: needs credentials"
-        );
+        assert_eq!(skip.to_string(), "skip  ssh hub: needs credentials");
         assert_eq!(Check::ok("region", "x").to_string(), "ok    region: x");
     }
 

@@ -56,7 +56,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   hubform destroy workshop.yaml --allow-destroy
   hubform destroy workshop.yaml --allow-destroy --no-backup --auto-approve")]
-    Destroy(ApplyArgs),
+    Destroy(DestroyArgs),
     /// Report where AWS and the hosts moved away from specs (nightly CI).
     #[command(after_help = "Examples:
   hubform drift specs/groundwater-workshop.yaml
@@ -271,7 +271,7 @@ pub struct PlanArgs {
     pub prices: Option<PathBuf>,
 }
 
-/// Options of apply and destroy.
+/// Options of apply.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The workshop spec (YAML); not given with --plan.
@@ -308,6 +308,56 @@ pub struct ApplyArgs {
     /// Do not take an AMI backup before replacing or deleting an instance.
     #[arg(long)]
     pub no_backup: bool,
+}
+
+/// Options of destroy: those of apply without a saved plan or replacing.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The workshop spec (YAML).
+    pub spec: PathBuf,
+
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// The spec's Region, as a check: a different one is an error.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// SSH to HOST:PORT instead of the server's address.
+    #[arg(long, value_name = "HOST:PORT", env = "HUBFORM_SSH_ENDPOINT")]
+    pub ssh_endpoint: Option<String>,
+
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Allow deleting a protected instance or volume.
+    #[arg(long)]
+    pub allow_destroy: bool,
+
+    /// Do not take an AMI backup before deleting an instance.
+    #[arg(long)]
+    pub no_backup: bool,
+}
+
+impl DestroyArgs {
+    /// The same options in apply's terms, which destroy runs through.
+    pub fn as_apply(&self) -> ApplyArgs {
+        ApplyArgs {
+            spec: Some(self.spec.clone()),
+            plan: None,
+            connection: Connection {
+                profile: self.connection.profile.clone(),
+                endpoint_url: self.connection.endpoint_url.clone(),
+            },
+            region: self.region.clone(),
+            ssh_endpoint: self.ssh_endpoint.clone(),
+            auto_approve: self.auto_approve,
+            allow_replace: false,
+            allow_destroy: self.allow_destroy,
+            no_backup: self.no_backup,
+        }
+    }
 }
 
 /// Options of drift.

@@ -33,7 +33,7 @@ impl Held {
             _ => ("delete", "--allow-destroy"),
         };
         format!(
-            "{} is protected: apply refuses to {verb} it (the server's disk \
+            "{} is protected: hubform refuses to {verb} it (the server's disk \
              and everything on it) unless given {flag}, or the spec sets \
              `protect: false` on servers.{}",
             self.id, self.id.key

@@ -20,11 +20,6 @@ pub async fn run(
     destroy: bool,
 ) -> Result<ExitCode, CliError> {
     let verb = if destroy { "destroy" } else { "apply" };
-    if destroy && args.plan.is_some() {
-        return Err(CliError::Other(
-            "destroy takes no --plan: run `hubform destroy SPEC`".to_owned(),
-        ));
-    }
     let saved = args.plan.as_deref().map(SavedPlan::read).transpose()?;
     if let (None, Some(spec)) = (&saved, &args.spec) {
         // A spec that cannot be read is the first thing to fix, before

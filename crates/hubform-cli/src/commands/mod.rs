@@ -61,7 +61,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args).await,
         Command::Apply(args) => apply::run(&args, false).await,
-        Command::Destroy(args) => apply::run(&args, true).await,
+        Command::Destroy(args) => apply::run(&args.as_apply(), true).await,
         Command::Drift(args) => drift::run(&args).await,
         Command::Output(args) => output::run(&args).await,
         Command::Backup(args) => backup::run(&args).await,
