@@ -386,6 +386,14 @@ async fn spec_that_does_not_load_exits_1_and_the_others_are_still_reported() {
     let run = drift(&world, &["--json", &folder(&world)]).expect_code(1);
     let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
     assert!(run.stderr.contains(&place), "{place} in {}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "drift of 2 workshop(s) in 1 Region(s), and 1 spec(s) that do \
+             not load"
+        ),
+        "the opening line counts every spec:\n{}",
+        run.stderr
+    );
     assert_eq!(
         report["summary"],
         json!({"workshops": 3, "in_sync": 1, "drift": 1, "error": 1})

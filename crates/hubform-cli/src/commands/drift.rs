@@ -41,8 +41,14 @@ pub async fn run(args: &DriftArgs) -> Result<ExitCode, CliError> {
             .or_default()
             .push(spec);
     }
+    // Specs that did not load already have their report; the summary
+    // counts them too.
+    let unloadable = match reports.len() {
+        0 => String::new(),
+        n => format!(", and {n} spec(s) that do not load"),
+    };
     eprintln!(
-        "hubform: drift of {} workshop(s) in {} Region(s)",
+        "hubform: drift of {} workshop(s) in {} Region(s){unloadable}",
         regions.values().map(Vec::len).sum::<usize>(),
         regions.len()
     );

@@ -408,6 +408,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_missing_key_file_is_named_with_why() {
+        let path = std::env::temp_dir()
+            .join(format!("hubform-no-such-key-{}.pem", std::process::id()));
+        let policy = HostKeyPolicy::TrustOnFirstUse;
+        let err =
+            Session::connect(&local(&path), policy, &SshSettings::default())
+                .await
+                .unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&path.display().to_string())
+                && shown.contains("No such file"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
     async fn non_loopback_target_is_refused_before_reading_the_key() {
         let target = Target {
             host: "203.0.113.10".into(),

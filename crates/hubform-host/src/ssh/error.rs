@@ -33,7 +33,7 @@ pub enum SshError {
     },
 
     /// The private key file cannot be read or parsed.
-    #[error("cannot load the ssh private key {}", path.display())]
+    #[error("cannot load the ssh private key {}: {source}", path.display())]
     KeyFile {
         /// The key file.
         path: PathBuf,
