@@ -325,7 +325,8 @@ async fn cli_apply_and_destroy_without_terminal_need_auto_approve() {
 
     apply(&world, &spec);
     world.reset_requests();
-    let run = hubform(&world, &["destroy", spec_arg]).expect_code(1);
+    let run = hubform(&world, &["destroy", "--allow-destroy", spec_arg])
+        .expect_code(1);
     assert!(run.stderr.contains("--auto-approve"), "{}", run.stderr);
     assert_eq!(
         mutating(&world),
@@ -333,6 +334,10 @@ async fn cli_apply_and_destroy_without_terminal_need_auto_approve() {
         "destroy changed AWS"
     );
     assert_eq!(plan(&world, &spec).code, 0, "the workshop is still whole");
+
+    // Nothing to change: nothing to confirm, as with Terraform.
+    let run = hubform(&world, &["apply", spec_arg]).expect_code(0);
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
 }
 
 // ---- profiles ----------------------------------------------------------

@@ -26,16 +26,6 @@ pub async fn run(
         // any question of confirmation.
         session::load(spec, args.region.as_deref())?;
     }
-    // A saved plan was reviewed when it was made: apply it without asking.
-    let interactive = std::io::stdin().is_terminal();
-    if saved.is_none() && !args.auto_approve && !interactive {
-        return Err(CliError::Other(format!(
-            "{verb} needs confirmation and there is no terminal to ask \
-             on; run `hubform {verb}` in a terminal to review the plan and \
-             confirm, or pass --auto-approve"
-        )));
-    }
-
     let aws_args = match (&saved, &args.spec) {
         (Some(saved), _) => {
             saved.check_spec()?;
@@ -134,8 +124,20 @@ async fn act(
         )));
     }
 
-    if saved.is_none() && !args.auto_approve && !confirm(verb, place)? {
-        return Err(CliError::Other(format!("{verb} cancelled")));
+    // A saved plan was reviewed when it was made: apply it without asking.
+    // Without a terminal to ask on, the plan above is all this run does
+    // (and with nothing to change it ended there, as a success).
+    if saved.is_none() && !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Other(format!(
+                "{verb} needs confirmation and there is no terminal to ask \
+                 on; nothing was changed: run `hubform {verb}` in a terminal \
+                 to review the plan and confirm, or pass --auto-approve"
+            )));
+        }
+        if !confirm(verb, place)? {
+            return Err(CliError::Other(format!("{verb} cancelled")));
+        }
     }
 
     let report = apply::apply(&session.stack, &plan, &Stderr::open()).await;
