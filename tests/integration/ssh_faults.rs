@@ -578,7 +578,7 @@ async fn frozen_connection_is_noticed_by_keepalive_and_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_host_that_never_answers_ssh_times_out_naming_the_server() {
+async fn a_host_that_never_answers_ssh_is_left_out_of_plan_and_apply() {
     let mut w = Faulty::applied("").await;
     // Connections are accepted by the kernel and never answered.
     let silent =
@@ -589,19 +589,65 @@ async fn a_host_that_never_answers_ssh_times_out_naming_the_server() {
         ("HUBFORM_SSH_TIMEOUT_SECS".into(), "1".into()),
         ("HUBFORM_SSH_RETRY_SECS".into(), "2".into()),
     ];
+    let no_answer = format!("server hub: no ssh answer from {endpoint}");
 
+    // plan shows the AWS part and leaves the host out, saying why.
     let started = Instant::now();
     let args = ["plan", w.spec_arg()];
-    let run = common::run(w.command(&args)).expect_code(1);
+    let run = common::run(w.command(&args)).expect_code(0);
     let took = started.elapsed();
-
     assert!(took < Duration::from_secs(20), "took {took:?}");
     let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(text.contains(&no_answer), "{text}");
+    assert!(text.contains("security group allows ssh"), "{text}");
+    assert!(text.contains("its host layer is not checked"), "{text}");
+    assert!(text.contains("No changes."), "{text}");
+
+    // apply still makes the AWS change (here a rule for port 8080), then
+    // fails: the host layer was not checked.
+    w.edit(
+        "{ ports: [22, 80, 443], from: 0.0.0.0/0 }",
+        "{ ports: [22, 80, 443, 8080], from: 0.0.0.0/0 }",
+    );
+    let args = ["apply", "--auto-approve", w.spec_arg()];
+    let run = common::run(w.command(&args)).expect_code(1);
+    let text = format!("{}{}", run.stdout, run.stderr);
     assert!(
-        text.contains(&format!("server hub: no ssh answer from {endpoint}")),
+        text.contains("did not answer SSH before the changes"),
         "{text}"
     );
-    assert!(text.contains("security group allows ssh"), "{text}");
+    let groups = w
+        .world
+        .ec2()
+        .await
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("workshop-sg")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let ports: Vec<i32> = groups
+        .security_groups()
+        .iter()
+        .flat_map(|g| g.ip_permissions())
+        .filter_map(|p| p.from_port())
+        .collect();
+    assert!(ports.contains(&8080), "the AWS change was made: {ports:?}");
+
+    // drift (which takes the endpoint from the spec) cannot leave a host
+    // out: it is an error there.
+    w.edit(
+        &format!("ssh_endpoint: {}", w.host().endpoint()),
+        &format!("ssh_endpoint: {endpoint}"),
+    );
+    let args = ["drift", w.spec_arg()];
+    let run = common::run(w.command(&args)).expect_code(1);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(text.contains(&no_answer), "{text}");
     drop(silent);
 }
 

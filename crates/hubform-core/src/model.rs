@@ -401,6 +401,10 @@ pub struct Observed {
     /// Attributes that must not change yet, and why (HTTPS before the
     /// DNS name points at the server).
     pub waits: Vec<Wait>,
+    /// Servers whose host did not answer SSH, by server key, with why:
+    /// their host layer is left out of the plan, so that what AWS needs
+    /// (a security group that lets SSH in) can still be applied.
+    pub unreachable: BTreeMap<String, String>,
 }
 
 /// Attributes of a resource held back until a condition holds.

@@ -383,6 +383,14 @@ fn resting_hosts(
         };
         resting.insert(key.clone(), reason.to_owned());
     }
+    for (key, why) in &observed.unreachable {
+        resting.entry(key.clone()).or_insert_with(|| {
+            format!(
+                "{why}; its host layer is not checked, and apply changes \
+                 only AWS: apply again once the server answers"
+            )
+        });
+    }
     resting
 }
 

@@ -5,9 +5,10 @@
 //! or `ssh_endpoint`), the host key pinned on the instance's tag on first
 //! contact, and the private key file of the server's key pair.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ use tokio::sync::Mutex;
 use crate::actions::{configure, install, packages, probe, upgrade};
 use crate::actions::{lines_to, refreshed, run_locked};
 use crate::probe::{normalise, Facts};
-use crate::ssh::{HostKeyPolicy, RunOptions, Session, SshSettings, Target};
+use crate::ssh::{
+    HostKeyPolicy, RunOptions, Session, SshError, SshSettings, Target,
+};
 use crate::verify::{checks, verified, verify};
 
 /// Timeouts of host commands.
@@ -100,6 +103,13 @@ pub struct Host {
     sessions: Mutex<BTreeMap<String, (Arc<Session>, bool)>>,
     /// Pins read during observation (empty: none), saving a lookup.
     pins: Mutex<BTreeMap<String, String>>,
+    /// Whether a host that does not answer SSH is noted in the plan
+    /// (plan, apply) instead of failing the run (drift: an error there).
+    tolerate_unreachable: AtomicBool,
+    /// Servers whose last connection found nothing answering.
+    unanswered: std::sync::Mutex<BTreeSet<String>>,
+    /// Servers whose host layer was left out of the plan, unanswered.
+    left_out: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Host {
@@ -116,7 +126,40 @@ impl Host {
             settings,
             sessions: Mutex::new(BTreeMap::new()),
             pins: Mutex::new(BTreeMap::new()),
+            tolerate_unreachable: AtomicBool::new(false),
+            unanswered: std::sync::Mutex::new(BTreeSet::new()),
+            left_out: std::sync::Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// From now on, a host that does not answer SSH while it is observed
+    /// leaves its host layer out of the plan, with a note, instead of
+    /// failing: plan and apply can still show and make the AWS changes
+    /// (opening port 22 among them).
+    pub fn tolerate_unreachable(&self) {
+        self.tolerate_unreachable.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes whether server `key`'s last connection found nothing
+    /// answering (refused, or no answer in time).
+    fn note_answer(&self, key: &str, error: Option<&SshError>) {
+        let unanswered = matches!(
+            error,
+            Some(SshError::Refused { .. } | SshError::ConnectTimeout { .. })
+        );
+        let mut set = self.unanswered.lock().unwrap_or_else(|p| p.into_inner());
+        if unanswered {
+            set.insert(key.to_owned());
+        } else {
+            set.remove(key);
+        }
+    }
+
+    fn unanswered(&self, key: &str) -> bool {
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
     }
 
     /// How long a probe waits for a command that holds the server's lock
@@ -147,7 +190,7 @@ impl Host {
             let checks = checks(desired, key);
             let lock_wait = self.probe_lock_wait();
             let what = "the host probe";
-            let facts = self
+            let probed = self
                 .with_reconnects(
                     aws,
                     desired,
@@ -160,7 +203,22 @@ impl Host {
                         async move { probe(&s, checks, lock_wait).await }
                     },
                 )
-                .await?;
+                .await;
+            let facts = match probed {
+                Ok(facts) => facts,
+                Err(e)
+                    if self.tolerate_unreachable.load(Ordering::Relaxed)
+                        && self.unanswered(key) =>
+                {
+                    observed.unreachable.insert(key.clone(), e.message);
+                    self.left_out
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             add_lives(desired, key, &facts, observed);
             for problem in verify(desired, key, &facts) {
                 observed.notes.push(Note {
@@ -273,6 +331,23 @@ findmnt -bno SIZE /
                 == Some("stopped");
             if stopped {
                 // As status, drift and doctor do: nothing answers there.
+                continue;
+            }
+            let left_out = self
+                .left_out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(key);
+            if left_out {
+                // Its host changes were not planned: nothing to verify yet.
+                results.push((
+                    install.id.clone(),
+                    Err(format!(
+                        "server {key} did not answer SSH before the \
+                         changes, so its host layer was not checked: \
+                         apply again once it answers"
+                    )),
+                ));
                 continue;
             }
             let mut checks = checks(desired, key);
@@ -488,9 +563,10 @@ findmnt -bno SIZE /
             None => HostKeyPolicy::TrustOnFirstUse,
         };
         let first_contact = matches!(policy, HostKeyPolicy::TrustOnFirstUse);
-        let session = Session::connect(&target, policy, &self.settings.ssh)
-            .await
-            .map_err(|e| Failure::new(e.to_string()))?;
+        let connected =
+            Session::connect(&target, policy, &self.settings.ssh).await;
+        self.note_answer(key, connected.as_ref().err());
+        let session = connected.map_err(|e| Failure::new(e.to_string()))?;
         if first_contact && pin {
             aws.pin_host_key(key, session.host_key()).await?;
         }

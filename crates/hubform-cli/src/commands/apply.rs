@@ -39,6 +39,9 @@ pub async fn run(
         }
     };
     let session = session::open(&aws_args).await?;
+    // A host that does not answer leaves its host layer out, noted:
+    // the AWS changes (a security group opening SSH) still go through.
+    session.stack.host.tolerate_unreachable();
     if args.no_backup {
         session.stack.aws.skip_backups();
     }

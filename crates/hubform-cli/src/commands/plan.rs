@@ -24,6 +24,8 @@ pub async fn run(args: &PlanArgs) -> Result<ExitCode, CliError> {
     // A bad table is refused before any AWS call.
     let table = price_table(args.prices.as_deref())?;
     let session = session::open(&args.aws).await?;
+    // A host that does not answer leaves its host layer out, noted.
+    session.stack.host.tolerate_unreachable();
     eprintln!(
         "hubform: workshop {} in {}{}",
         session.desired.workshop,

@@ -332,6 +332,36 @@ fn the_host_layer_of_a_stopped_server_waits_with_a_note() {
 }
 
 #[test]
+fn the_host_layer_of_a_server_that_does_not_answer_is_left_out() {
+    let desired = desired_with_host();
+    let mut observed = converged(&desired);
+    let live = live_mut(&mut observed, Kind::Instance, "hub");
+    *live = live.clone().extra("state", "running");
+    observed.unreachable.insert(
+        "hub".to_owned(),
+        "server hub: no ssh answer from 192.0.2.1:22".to_owned(),
+    );
+
+    let plan = plan(&desired, &observed).expect("plans");
+    assert!(
+        plan.changes.iter().all(|c| !c.id.kind.on_host()),
+        "{:?}",
+        plan.changes
+    );
+    let note = plan
+        .notes
+        .iter()
+        .find(|n| n.id == ResourceId::new(Kind::Tljh, "hub"))
+        .expect("a note on tljh.hub");
+    assert!(
+        note.text.starts_with("server hub: no ssh answer")
+            && note.text.contains("apply again once the server answers"),
+        "{}",
+        note.text
+    );
+}
+
+#[test]
 fn a_running_server_without_its_host_layer_plans_it() {
     let desired = desired_with_host();
     let mut observed = converged(&desired);
