@@ -233,7 +233,7 @@ pub struct AwsArgs {
 }
 
 /// How to reach AWS, without a spec (the spec comes from elsewhere).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// A named profile of your AWS config (else AWS_PROFILE or default).
     #[arg(long)]
@@ -283,31 +283,11 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
 
     #[command(flatten)]
-    pub connection: Connection,
-
-    /// The spec's Region, as a check: a different one is an error.
-    #[arg(long)]
-    pub region: Option<String>,
-
-    /// SSH to HOST:PORT instead of the server's address.
-    #[arg(long, value_name = "HOST:PORT", env = "HUBFORM_SSH_ENDPOINT")]
-    pub ssh_endpoint: Option<String>,
-
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub auto_approve: bool,
+    pub run: RunArgs,
 
     /// Allow replacing a protected instance or volume.
     #[arg(long)]
     pub allow_replace: bool,
-
-    /// Allow deleting a protected instance or volume.
-    #[arg(long)]
-    pub allow_destroy: bool,
-
-    /// Do not take an AMI backup before replacing or deleting an instance.
-    #[arg(long)]
-    pub no_backup: bool,
 }
 
 /// Options of destroy: those of apply without a saved plan or replacing.
@@ -316,6 +296,14 @@ pub struct DestroyArgs {
     /// The workshop spec (YAML).
     pub spec: PathBuf,
 
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What apply and destroy share: how to reach AWS and the server, and
+/// what they may do without asking.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
     #[command(flatten)]
     pub connection: Connection,
 
@@ -335,7 +323,8 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub allow_destroy: bool,
 
-    /// Do not take an AMI backup before deleting an instance.
+    /// Do not take an AMI backup of an instance before it is deleted (or
+    /// replaced).
     #[arg(long)]
     pub no_backup: bool,
 }
@@ -346,16 +335,8 @@ impl DestroyArgs {
         ApplyArgs {
             spec: Some(self.spec.clone()),
             plan: None,
-            connection: Connection {
-                profile: self.connection.profile.clone(),
-                endpoint_url: self.connection.endpoint_url.clone(),
-            },
-            region: self.region.clone(),
-            ssh_endpoint: self.ssh_endpoint.clone(),
-            auto_approve: self.auto_approve,
+            run: self.run.clone(),
             allow_replace: false,
-            allow_destroy: self.allow_destroy,
-            no_backup: self.no_backup,
         }
     }
 }
@@ -418,10 +399,10 @@ impl ApplyArgs {
     pub fn aws_args(&self, spec: PathBuf) -> AwsArgs {
         AwsArgs {
             spec,
-            profile: self.connection.profile.clone(),
-            region: self.region.clone(),
-            endpoint_url: self.connection.endpoint_url.clone(),
-            ssh_endpoint: self.ssh_endpoint.clone(),
+            profile: self.run.connection.profile.clone(),
+            region: self.run.region.clone(),
+            endpoint_url: self.run.connection.endpoint_url.clone(),
+            ssh_endpoint: self.run.ssh_endpoint.clone(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `hubform apply SPEC` and `hubform destroy SPEC`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use hubform_aws::backup;
@@ -24,7 +24,7 @@ pub async fn run(
     if let (None, Some(spec)) = (&saved, &args.spec) {
         // A spec that cannot be read is the first thing to fix, before
         // any question of confirmation.
-        session::load(spec, args.region.as_deref())?;
+        session::load(spec, args.run.region.as_deref())?;
     }
     let aws_args = match (&saved, &args.spec) {
         (Some(saved), _) => {
@@ -42,7 +42,7 @@ pub async fn run(
     // A host that does not answer leaves its host layer out, noted:
     // the AWS changes (a security group opening SSH) still go through.
     session.stack.host.tolerate_unreachable();
-    if args.no_backup {
+    if args.run.no_backup {
         session.stack.aws.skip_backups();
     }
     let (account, arn) = session.stack.aws.identity().await?;
@@ -116,7 +116,7 @@ async fn act(
 
     let allowed = Allowed {
         replace: args.allow_replace,
-        destroy: args.allow_destroy,
+        destroy: args.run.allow_destroy,
     };
     let held = guard::held(&plan, &session.desired, allowed);
     if !held.is_empty() {
@@ -130,7 +130,7 @@ async fn act(
     // A saved plan was reviewed when it was made: apply it without asking.
     // Without a terminal to ask on, the plan above is all this run does
     // (and with nothing to change it ended there, as a success).
-    if saved.is_none() && !args.auto_approve {
+    if saved.is_none() && !args.run.auto_approve {
         if !std::io::stdin().is_terminal() {
             return Err(CliError::Other(format!(
                 "{verb} needs confirmation and there is no terminal to ask \
@@ -220,7 +220,6 @@ fn confirm(verb: &str, place: &str) -> Result<bool, CliError> {
         "\nDo you want to {verb} these changes ({place})?\n  Only 'yes' \
          will be accepted: "
     );
-    let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
