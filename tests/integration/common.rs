@@ -148,6 +148,30 @@ pub async fn elastic_ip(world: &World) -> String {
         .to_owned()
 }
 
+/// The first ports of the ingress rules of the security groups named
+/// `group` in moto, sorted.
+pub async fn ingress_ports(ec2: &aws_sdk_ec2::Client, group: &str) -> Vec<i32> {
+    let out = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values(group)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let mut ports: Vec<i32> = out
+        .security_groups()
+        .iter()
+        .flat_map(|g| g.ip_permissions())
+        .filter_map(|p| p.from_port())
+        .collect();
+    ports.sort();
+    ports
+}
+
 /// The instances moto holds that are not terminated: those of `workshop`
 /// (by its tag), or every one with `None`.
 pub async fn live_instances(

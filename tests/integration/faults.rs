@@ -575,21 +575,7 @@ async fn a_rule_already_there_does_not_keep_the_others_out() {
 
     let calls = attempts_of(&world, "AuthorizeSecurityGroupIngress");
     assert_eq!(calls.len(), 4, "all three at once, then each: {calls:?}");
-    let groups = world
-        .ec2()
-        .await
-        .describe_security_groups()
-        .filters(filter("group-name", "workshop-sg"))
-        .send()
-        .await
-        .expect("DescribeSecurityGroups");
-    let mut ports: Vec<i32> = groups
-        .security_groups()
-        .iter()
-        .flat_map(|g| g.ip_permissions())
-        .filter_map(|p| p.from_port())
-        .collect();
-    ports.sort();
+    let ports = common::ingress_ports(&world.ec2().await, "workshop-sg").await;
     assert_eq!(ports, [22, 80, 443], "the example's ingress rules");
     expect_in_sync(&world, &spec);
 }

@@ -215,12 +215,7 @@ fn start(
 fn wait_holding(world: &World, action: &str, runs: &mut [&mut Background]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let holds = world.holds();
-        let holding = holds.as_array().is_some_and(|all| {
-            all.iter()
-                .any(|h| h["action"] == action && h["outcome"] == "holding")
-        });
-        if holding {
+        if world.holding(action) {
             return;
         }
         for run in runs.iter_mut() {
@@ -231,7 +226,11 @@ fn wait_holding(world: &World, action: &str, runs: &mut [&mut Background]) {
                 );
             }
         }
-        assert!(Instant::now() < deadline, "{action} never held: {holds}");
+        assert!(
+            Instant::now() < deadline,
+            "{action} never held: {}",
+            world.holds()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -121,19 +121,11 @@ async fn a_stopped_servers_host_is_not_verified() {
     });
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let holds = world.holds();
-        let holding = holds.as_array().is_some_and(|all| {
-            all.iter().any(|h| {
-                h["action"] == "StopInstances" && h["outcome"] == "holding"
-            })
-        });
-        if holding {
-            break;
-        }
+    while !world.holding("StopInstances") {
         assert!(
             !second.is_finished() && std::time::Instant::now() < deadline,
-            "StopInstances never held: {holds}"
+            "StopInstances never held: {}",
+            world.holds()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -616,26 +616,8 @@ async fn a_host_that_never_answers_ssh_is_left_out_of_plan_and_apply() {
         text.contains("did not answer SSH before the changes"),
         "{text}"
     );
-    let groups = w
-        .world
-        .ec2()
-        .await
-        .describe_security_groups()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("group-name")
-                .values("workshop-sg")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeSecurityGroups");
-    let ports: Vec<i32> = groups
-        .security_groups()
-        .iter()
-        .flat_map(|g| g.ip_permissions())
-        .filter_map(|p| p.from_port())
-        .collect();
+    let ports =
+        common::ingress_ports(&w.world.ec2().await, "workshop-sg").await;
     assert!(ports.contains(&8080), "the AWS change was made: {ports:?}");
 
     // drift (which takes the endpoint from the spec) cannot leave a host

@@ -347,6 +347,14 @@ impl World {
         self.control("GET", "/_proxy/holds", None)
     }
 
+    /// Whether a call of `action` is held right now.
+    pub fn holding(&self, action: &str) -> bool {
+        self.holds().as_array().is_some_and(|all| {
+            all.iter()
+                .any(|h| h["action"] == action && h["outcome"] == "holding")
+        })
+    }
+
     /// Leave instances launched from now on out of their next `describes`
     /// DescribeInstances answers (naming one: `InvalidInstanceID.NotFound`).
     pub fn hide_new_instances(&self, describes: u32) {
